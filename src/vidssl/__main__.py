@@ -1,0 +1,7 @@
+"""Allows ``python -m vidssl``."""
+
+import sys
+
+from vidssl.cli import main
+
+sys.exit(main())

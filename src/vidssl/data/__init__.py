@@ -1,0 +1,1 @@
+"""Data layer: sources, catalogs, samplers, transforms, datasets, flow, LMDB, synthetic data."""

@@ -1,0 +1,1 @@
+"""Downstream tasks of the SEVERE benchmark: Charades and AVA."""

@@ -1,0 +1,1 @@
+"""Evaluation: feature extraction, retrieval, linear probe, fine-tuning, fusion."""
