@@ -81,6 +81,6 @@ def read_index(db_path: str | os.PathLike) -> LmdbIndex:
     order = np.array([_text(v) for v in raw[b"__order__"]], dtype=str)
     keys_in_insertion = [k if isinstance(k, bytes) else k.encode() for k in raw[b"__keys__"]]
     vlen_by_key = dict(zip(keys_in_insertion, (int(v) for v in raw[b"__vlen__"])))
-    keys = np.array([b"%09d" % i for i in range(len(order))], dtype=object)
+    keys = np.array([b"%09d" % i for i in range(len(order))], dtype="S9")
     vlen = np.array([vlen_by_key.get(k, -1) for k in keys], dtype=np.int64)
     return LmdbIndex(order=order, keys=keys, vlen=vlen)
