@@ -187,7 +187,6 @@ def process_video(task: FlowTask) -> FlowResult:
     written = 0
     try:
         with contextlib.closing(frames), atomic_directory(task.output) as staging:
-            staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; publish with normal rights
             flow_images = iter_flow_images(frames, task.method, short_side=task.short_side)
             for written, image in enumerate(flow_images, start=1):
                 jpeg = encode_jpeg(image, quality=task.quality)
@@ -199,12 +198,6 @@ def process_video(task: FlowTask) -> FlowResult:
     except (ValueError, cv2_error) as error:  # frames of mixed sizes, frames too small for flow
         return FlowResult(task.video_id, 0, f"{task.source}: {error}")
     return FlowResult(task.video_id, written)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def init_flow_worker() -> None:
