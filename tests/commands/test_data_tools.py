@@ -77,6 +77,8 @@ def test_frames_resumes_after_a_killed_run(video_tree, tmp_path, capsys):
     assert "4 videos: 1 extracted (12 frames), 2 already done, 1 corrupt" in capsys.readouterr().out
     assert not partial.exists() and len(list_frames(out / "Run/b")) == 12
     assert kept.stat().st_mtime_ns == stamp
+    assert main([*argv, "--workers", "2"]) == 0  # nothing left to do
+    assert "0 extracted (0 frames), 3 already done, 1 corrupt" in capsys.readouterr().out
 
 
 def test_frames_user_errors(tmp_path, capsys):

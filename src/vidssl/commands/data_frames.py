@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -65,7 +66,7 @@ def run_jobs(
 
     call = functools.partial(_call_catching, function)
     with tqdm(total=len(items), desc=desc, unit=unit, disable=None) as progress:
-        if workers <= 1:
+        if workers <= 1 or len(items) <= 1:
             for item in items:
                 yield (item, *call(item))
                 progress.update()
@@ -113,6 +114,25 @@ def _extract_job(job: tuple[Path, Path], **options: object) -> int:
     return extract_frames(video, out_dir, **options)
 
 
+def _remove_partial_folders(parents: set[Path]) -> int:
+    """Deletes ``.name.partial-*`` folders (see `atomic_directory`) directly inside ``parents``.
+
+    Only the output folders' parents are listed, never the frame folders themselves, so this stays
+    cheap on millions of frame files.
+    """
+    import shutil
+
+    removed = 0
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for entry in os.scandir(parent):
+            if entry.name.startswith(".") and ".partial-" in entry.name and entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    return removed
+
+
 def _validate(args: argparse.Namespace) -> tuple[Path, Path]:
     videos_root, out_root = Path(args.videos), Path(args.out)
     if not videos_root.is_dir():
@@ -129,7 +149,6 @@ def _validate(args: argparse.Namespace) -> tuple[Path, Path]:
 def run(args: argparse.Namespace) -> int:
     """Extracts frames of every video not yet done; returns 0 (corrupt videos are only listed)."""
     from vidssl.data.sources import VIDEO_EXTENSIONS, find_videos
-    from vidssl.utils.io import remove_partials
 
     videos_root, out_root = _validate(args)
     videos = find_videos(videos_root)
@@ -145,10 +164,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{targets[out_dir]} and {video} would share the frame folder {out_dir}"
             )
         targets[out_dir] = video
-    if out_root.is_dir():
-        removed = remove_partials(out_root)
-        if removed:
-            logger.info("removed %d partial frame folders left by an interrupted run", removed)
+    removed = _remove_partial_folders({out_dir.parent for out_dir in targets})
+    if removed:
+        logger.info("removed %d partial frame folders left by an interrupted run", removed)
     jobs = [(video, out_dir) for out_dir, video in targets.items() if not out_dir.is_dir()]
     done_before = len(targets) - len(jobs)
     options = {"naming": args.naming, "quality": args.quality, "short_side": args.short_side}

@@ -83,10 +83,14 @@ def read_index(db_path: str | os.PathLike) -> LmdbIndex:
     Raises:
         KeyError: a metadata key is missing (not a CoCLR LMDB).
     """
-    return shared_reader(db_path).index
+    reader = shared_reader(db_path)
+    order, vlen = _read_metadata(reader.env, db_path)
+    keys = np.array([b"%09d" % i for i in range(len(order))], dtype="S9")
+    return LmdbIndex(order=np.array([_text(v) for v in order], dtype=str), keys=keys, vlen=vlen)
 
 
-def _index_from_env(env: lmdb.Environment, db_path: str | os.PathLike) -> LmdbIndex:
+def _read_metadata(env: lmdb.Environment, db_path: str | os.PathLike) -> tuple[list, np.ndarray]:
+    """(``__order__`` entries as stored, frame counts by video id, -1 where unknown)."""
     raw = {}
     with env.begin(write=False) as txn:
         for name in (b"__order__", b"__keys__", b"__vlen__"):
@@ -94,18 +98,19 @@ def _index_from_env(env: lmdb.Environment, db_path: str | os.PathLike) -> LmdbIn
             if value is None:
                 raise KeyError(f"{db_path} has no {name.decode()} record")
             raw[name] = msgpack.loads(value, raw=True)
-    order = np.array([_text(v) for v in raw[b"__order__"]], dtype=str)
     keys_in_insertion = [k if isinstance(k, bytes) else k.encode() for k in raw[b"__keys__"]]
     vlen_by_key = dict(zip(keys_in_insertion, (int(v) for v in raw[b"__vlen__"])))
-    keys = np.array([b"%09d" % i for i in range(len(order))], dtype="S9")
-    vlen = np.array([vlen_by_key.get(k, -1) for k in keys], dtype=np.int64)
-    return LmdbIndex(order=order, keys=keys, vlen=vlen)
+    order = raw[b"__order__"]
+    vlen = np.array([vlen_by_key.get(b"%09d" % i, -1) for i in range(len(order))], np.int64)
+    return order, vlen
 
 
 class LmdbReader:
-    """Read access to one CoCLR LMDB: name → id lookup and per-video JPEG lists.
+    """Read access to one CoCLR LMDB: name → id lookup, frame counts, per-video JPEG lists.
 
-    Use `shared_reader`, which opens each database once per process.
+    Use `shared_reader`, which opens each database once per process. Metadata is kept in numpy
+    arrays (names as UTF-8 bytes), so a reader of a Kinetics-size LMDB costs a few tens of MB and
+    forked workers do not touch millions of Python refcounts.
     """
 
     def __init__(self, db_path: str | os.PathLike) -> None:
@@ -114,16 +119,16 @@ class LmdbReader:
         self.identity: tuple[int, int] | None = None
         self.env = open_env(self.db_path)
         try:
-            self.index = _index_from_env(self.env, self.db_path)
+            order, self.vlen = _read_metadata(self.env, self.db_path)
         except BaseException:
             self.env.close()
             raise
-        # numpy (not a dict) so that forked workers do not touch millions of refcounts
-        self._names_sorted_ids = np.argsort(self.index.order, kind="stable")
-        self._names_sorted = self.index.order[self._names_sorted_ids]
+        names = np.array([v if isinstance(v, bytes) else v.encode() for v in order], dtype=bytes)
+        self._sorted_ids = np.argsort(names, kind="stable")
+        self._sorted_names = names[self._sorted_ids]
 
     def __len__(self) -> int:
-        return len(self.index.order)
+        return len(self.vlen)
 
     def video_id(self, name: str) -> int:
         """The id of video 'Class/video' (trailing slashes ignored).
@@ -131,17 +136,17 @@ class LmdbReader:
         Raises:
             KeyError: the name is not in ``__order__``.
         """
-        name = name.strip("/")
-        slot = int(np.searchsorted(self._names_sorted, name))
-        if slot == len(self._names_sorted) or self._names_sorted[slot] != name:
+        wanted = name.strip("/").encode()
+        slot = int(np.searchsorted(self._sorted_names, wanted))
+        if slot == len(self._sorted_names) or self._sorted_names[slot] != wanted:
             raise KeyError(f"{name!r} is not in {self.db_path.name} __order__")
-        return int(self._names_sorted_ids[slot])
+        return int(self._sorted_ids[slot])
 
     def frame_count(self, video_id: int) -> int:
         """Frame count of ``video_id`` from ``__vlen__`` (-1 when the metadata lacks it)."""
-        if not 0 <= video_id < len(self.index.vlen):
+        if not 0 <= video_id < len(self.vlen):
             raise KeyError(f"video id {video_id} not in {self.db_path.name} ({len(self)} videos)")
-        return int(self.index.vlen[video_id])
+        return int(self.vlen[video_id])
 
     def record(self, video_id: int) -> list[bytes]:
         """The JPEG bytes of every frame of ``video_id``.
