@@ -35,3 +35,35 @@ def list_frames(directory: str | os.PathLike) -> list[Path]:
 def count_frames(directory: str | os.PathLike) -> int:
     """Number of frame files in ``directory`` (0 if it holds none)."""
     return sum(1 for entry in os.scandir(directory) if FRAME_NAME.match(entry.name))
+
+
+FRAME_TEMPLATES = {
+    "image": RGB_TEMPLATE,
+    "frame": "frame{:06d}.jpg",
+    "flow": FLOW_TEMPLATE,
+    "img": "img_{:05d}.jpg",
+}
+"""Naming scheme → file-name template (numbering starts at 1)."""
+
+
+def frame_file_name(naming: str, number: int) -> str:
+    """The file name of frame ``number`` (1-based) under ``naming`` ('image', 'frame', ...).
+
+    Raises:
+        KeyError: unknown naming scheme.
+    """
+    return FRAME_TEMPLATES[naming].format(number)
+
+
+def find_frame_folders(root: str | os.PathLike) -> list[Path]:
+    """Leaf directories below ``root`` (at any depth), sorted: the frame folders of a frame root.
+
+    Hidden directories (including ``.name.partial-*`` leftovers of killed runs) are ignored. A leaf
+    directory that holds no frames is still returned, so that callers can report it as empty.
+    """
+    leaves = []
+    for current, subdirs, _files in os.walk(root):
+        subdirs[:] = sorted(name for name in subdirs if not name.startswith("."))
+        if not subdirs and Path(current) != Path(root):
+            leaves.append(Path(current))
+    return sorted(leaves)
