@@ -6,8 +6,11 @@ sense, that sense is drawn at random per source group. So the random horizontal 
 CoCLR, PCL and ViCC never turns a video into another class, whether or not the flow pipeline
 negates ``u`` on a flip.
 
-Magnitudes are relative to the frame height ``H`` (speeds in ``H`` per frame), so motion stays
-visible at any ``--size``: at ``H = 64`` a ``Move*`` object travels 2.9–4.8 px per frame.
+Magnitudes are relative to the frame height ``H`` (speeds in ``H`` per frame), so motion looks
+the same at any ``--size``: at ``H = 64`` a ``Move*`` object travels 1.9–3.2 px per frame
+(112: 3.4–5.6 px). Peak speeds stay below about 0.075 H per frame, about half the shortest
+object-texture period (0.125 H; the longest is 0.31 H), so periodic textures do not alias into
+a false motion (the wagon-wheel effect) that flow estimators would follow.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import numpy as np
 
 # Period ranges in frames (25 fps), one per periodic component kind.
 PERIODS: dict[str, tuple[float, float]] = {
-    "swing": (16.0, 28.0),
-    "orbit": (20.0, 36.0),
-    "wobble": (14.0, 24.0),
+    "swing": (20.0, 32.0),
+    "orbit": (26.0, 40.0),
+    "wobble": (16.0, 26.0),
     "pulsate": (14.0, 24.0),
-    "bounce": (14.0, 24.0),
+    "bounce": (16.0, 26.0),
 }
 ZOOM_RADII = (0.05, 0.6)  # smallest and largest zoom radius, in units of H
 ZOOM_COPIES = 2  # nested copies of a zooming object, evenly spaced in log-scale
@@ -39,7 +42,7 @@ class Component:
         kind: ``translate``, ``swing``, ``orbit``, ``spin``, ``wobble``, ``zoom``, ``pulsate``,
             ``bounce`` or ``shake``.
         low: smallest magnitude (meaning per kind: translate speed in H/frame, swing amplitude
-            as a fraction of the swung axis, orbit radius in H, spin rate in rad/frame, wobble
+            in H, orbit radius in H, spin rate in rad/frame, wobble
             amplitude in rad, zoom rate in log-radius/frame, pulsate amplitude in log-radius,
             bounce height in H, shake standard deviation in H).
         high: largest magnitude.
@@ -86,8 +89,8 @@ class ComponentDraw:
 SHAPES = ("disc", "square", "triangle", "diamond", "plus", "star", "hexagon", "ring")
 TEXTURES = ("stripes", "checker", "dots", "spokes", "waves", "grid")
 
-_FAST = (0.045, 0.075)
-_SLOW = (0.012, 0.022)
+_FAST = (0.03, 0.05)
+_SLOW = (0.01, 0.018)
 _DIAGONAL = 1.0 / math.sqrt(2.0)
 
 
@@ -111,12 +114,12 @@ def _catalogue() -> tuple[MotionClass, ...]:
         (
             "SwingHorizontal",
             "object oscillates left-right",
-            (Component("swing", 0.18, 0.28, (1.0, 0.0)),),
+            (Component("swing", 0.15, 0.22, (1.0, 0.0)),),
         ),
         (
             "SwingVertical",
             "object oscillates up-down",
-            (Component("swing", 0.18, 0.28, (0.0, 1.0)),),
+            (Component("swing", 0.15, 0.22, (0.0, 1.0)),),
         ),
         ("Orbit", "object circles a point, either sense", (Component("orbit", 0.18, 0.26),)),
         ("Pulsate", "object size oscillates", (Component("pulsate", 0.25, 0.4),)),
@@ -131,13 +134,13 @@ def _catalogue() -> tuple[MotionClass, ...]:
             "object translates down-left or down-right",
             (Component("translate", *_FAST, (_DIAGONAL, _DIAGONAL)),),
         ),
-        ("Bounce", "object hops up and down on a floor", (Component("bounce", 0.25, 0.4),)),
+        ("Bounce", "object hops up and down on a floor", (Component("bounce", 0.2, 0.3),)),
         (
             "HopSideways",
             "object hops while travelling left or right",
-            (Component("bounce", 0.2, 0.3), Component("translate", 0.025, 0.04, (1.0, 0.0))),
+            (Component("bounce", 0.15, 0.25), Component("translate", 0.02, 0.03, (1.0, 0.0))),
         ),
-        ("Wobble", "object rocks back and forth in place", (Component("wobble", 0.4, 0.7),)),
+        ("Wobble", "object rocks back and forth in place", (Component("wobble", 0.35, 0.6),)),
         ("DriftUp", "object drifts slowly upwards", (Component("translate", *_SLOW, (0.0, -1.0)),)),
         (
             "DriftDown",
@@ -148,11 +151,11 @@ def _catalogue() -> tuple[MotionClass, ...]:
             "ZigZagUp",
             "object rises while swinging left-right",
             (
-                Component("translate", 0.025, 0.04, (0.0, -1.0)),
-                Component("swing", 0.15, 0.22, (1.0, 0.0)),
+                Component("translate", 0.02, 0.03, (0.0, -1.0)),
+                Component("swing", 0.1, 0.16, (1.0, 0.0)),
             ),
         ),
-        ("Shake", "object jitters randomly in place", (Component("shake", 0.03, 0.05),)),
+        ("Shake", "object jitters randomly in place", (Component("shake", 0.02, 0.035),)),
     ]
     return tuple(
         MotionClass(name, description, components, _signature(index))
@@ -238,9 +241,8 @@ def object_trajectory(
             x += draw.sign * draw.direction[0] * size * height * t
             y += draw.direction[1] * size * height * t
         elif draw.kind == "swing":
-            axis_length = width if draw.direction[0] else height
-            x += draw.direction[0] * size * axis_length * wave
-            y += draw.direction[1] * size * axis_length * wave
+            x += draw.direction[0] * size * height * wave
+            y += draw.direction[1] * size * height * wave
         elif draw.kind == "orbit":
             turn = draw.sign * 2.0 * math.pi * t / draw.period + draw.phase
             x += size * height * np.cos(turn)

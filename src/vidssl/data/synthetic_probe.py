@@ -2,7 +2,7 @@
 
 Four crude, hand-made features are classified by 1-nearest-neighbour:
 
-- ``colour``: per-channel mean and standard deviation over the video (6 numbers);
+- ``colour``: the mean RGB colour of the video (3 numbers);
 - ``pixels``: ``colour`` plus the first frame downsampled to 8×6 (what a lazy RGB model sees);
 - ``structure``: colour-blind, rotation-invariant shape/texture statistics of single frames
   (angular Fourier harmonics of the most textured region's polar image);
@@ -46,9 +46,12 @@ def _gray(frames: np.ndarray) -> np.ndarray:
 
 
 def colour_feature(frames: np.ndarray) -> np.ndarray:
-    """Per-channel mean and standard deviation over all pixels of all frames."""
-    pixels = frames.reshape(-1, 3).astype(np.float32)
-    return np.concatenate([pixels.mean(0), pixels.std(0)])
+    """Mean RGB colour over all pixels of all frames.
+
+    Colour statistics beyond the mean (e.g. the standard deviation) are left out on purpose:
+    they also measure how much of the frame the object covers, which depends on its shape.
+    """
+    return frames.reshape(-1, 3).astype(np.float32).mean(0)
 
 
 def pixels_feature(frames: np.ndarray) -> np.ndarray:

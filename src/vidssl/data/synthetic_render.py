@@ -16,6 +16,8 @@ import numpy as np
 from vidssl.data.synthetic_motion import BASE_RADIUS, SHAPES, TEXTURES, Trajectory
 
 JITTER_MARGIN = 2  # camera jitter is at most this many pixels each way
+TEXTURE_FREQUENCY = (0.7, 1.2)  # pattern cycles per object radius (period 0.83-1.43 radii)
+SPOKES = 3  # light/dark sector pairs of the ``spokes`` pattern
 
 Array = np.ndarray
 
@@ -84,7 +86,7 @@ def draw_look(
         shape=shape,
         texture=texture,
         cue=cue,
-        texture_frequency=float(rng.uniform(1.2, 2.0)),
+        texture_frequency=float(rng.uniform(*TEXTURE_FREQUENCY)),
         object_colors=tuple(tuple(int(c) for c in color) for color in object_colors),
         background_colors=tuple(tuple(int(c) for c in color) for color in background_colors),
         background_cells=int(rng.integers(3, 8)),
@@ -128,7 +130,7 @@ TEXTURE_VALUE: dict[str, Callable[[Array, Array, float], Array]] = {
     "dots": lambda u, v, f: (
         np.hypot(np.mod(f * u, 1.0) - 0.5, np.mod(f * v, 1.0) - 0.5) < 0.3
     ).astype(np.float32),
-    "spokes": lambda u, v, f: _square_wave(np.arctan2(v, u) * (2.0 + round(f)) / (2 * math.pi)),
+    "spokes": lambda u, v, f: _square_wave(np.arctan2(v, u) * SPOKES / (2 * math.pi)),
     "waves": lambda u, v, f: _square_wave(f * u + 0.35 * np.sin(2.0 * math.pi * f * v)),
     "grid": lambda u, v, f: (
         np.minimum(np.abs(np.mod(f * u, 1.0) - 0.5), np.abs(np.mod(f * v, 1.0) - 0.5)) < 0.15
