@@ -109,6 +109,7 @@ def test_align_rgb_video_with_flow_lmdb(tmp_path):
 
 
 def test_register_a_new_catalog(tmp_path, monkeypatch):
+    catalogs.known()  # register the built-in catalogs before copying the registry
     monkeypatch.setattr(catalogs, "_REGISTRY", dict(catalogs._REGISTRY))
     for video in ("a/x", "a/y"):
         write_frame_folder(tmp_path / "frames" / video, 2)
