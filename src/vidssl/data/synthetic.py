@@ -194,7 +194,7 @@ def _write_video_job(job: tuple[str, SynthParams, VideoPlan]) -> str:
 
     root, params, plan = job
     path = Path(root) / VIDEO_DIR / plan.relative_path
-    write_video(path, render_video(params, plan), fps=FPS)
+    write_video(path, render_video(params, plan), fps=FPS, threads=1)
     return plan.relative_path
 
 
@@ -253,7 +253,7 @@ def write_corrupt_video(path: Path, params: SynthParams, plan: VideoPlan, kind: 
     elif kind in ("truncated", "header-only"):
         from vidssl.data.video_io import write_video
 
-        write_video(path, render_video(params, plan), fps=FPS)
+        write_video(path, render_video(params, plan), fps=FPS, threads=1)
         encoded = path.read_bytes()
         frames_start = encoded.index(b"movi") + 4  # AVI 'movi' list: chunk id, size, data
         first_chunk = int.from_bytes(encoded[frames_start + 4 : frames_start + 8], "little")
