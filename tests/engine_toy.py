@@ -61,6 +61,10 @@ class ToyMethod(BaseMethod):
         self.seen_indices.extend(batch["index"].tolist())
         return {"loss": loss, "mse": mse}
 
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        mse = F.mse_loss(self.head(self.backbone(batch["x"])).squeeze(1), batch["y"])
+        self.log("val/mse", mse, on_epoch=True, batch_size=len(batch["x"]))
+
     def extra_state(self) -> dict[str, Any]:
         return {"enqueued": self.enqueued}
 

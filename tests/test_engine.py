@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tests.engine_toy import ToyDataset, ToyMethod, toy_config
 
-from vidssl.engine import CsvMetricsLogger, _launch_layout, fit
+from vidssl.engine import CsvMetricsLogger, PeriodicCheckpoint, _launch_layout, build_trainer, fit
 from vidssl.engine_loader import EpochSampler, ResumableLoader
 from vidssl.errors import CheckpointError, ConfigError
 from vidssl.methods.registry import build_method
@@ -30,15 +31,18 @@ class Kill(Callback):
             raise RuntimeError("simulated crash")
 
 
-def train(run_dir: Path, *overrides: str, kill_at: int | None = None) -> ToyMethod:
+def train(
+    run_dir: Path, *overrides: str, kill_at: int | None = None, val: bool = False
+) -> ToyMethod:
     cfg = toy_config(run_dir, *overrides)
     method = build_method(cfg)
     callbacks = [Kill(kill_at)] if kill_at is not None else []
+    val_data = ToyDataset(8) if val else None
     if kill_at is None:
-        fit(method, ToyDataset(), cfg, callbacks=callbacks)
+        fit(method, ToyDataset(), cfg, callbacks=callbacks, val_data=val_data)
     else:
         with pytest.raises(RuntimeError, match="simulated crash"):
-            fit(method, ToyDataset(), cfg, callbacks=callbacks)
+            fit(method, ToyDataset(), cfg, callbacks=callbacks, val_data=val_data)
     return method
 
 
@@ -75,6 +79,59 @@ def test_killed_and_resumed_run_ends_bit_identical(
     assert steps == list(range(3 * STEPS_PER_EPOCH))  # replayed steps are not logged twice
 
 
+@pytest.mark.parametrize(
+    ("overrides", "val"),
+    [(("trainer.precision=bf16-mixed",), False), ((), True)],
+    ids=["bf16-mixed", "with-validation"],
+)
+def test_resume_is_exact_with_bf16_or_validation(
+    tmp_path: Path, overrides: tuple, val: bool
+) -> None:
+    reference = train(tmp_path / "a", *overrides, val=val)
+    every = ("trainer.checkpoint_every_n_steps=4",)
+    train(tmp_path / "b", *overrides, *every, kill_at=9, val=val)
+    assert_same_weights(reference, train(tmp_path / "b", *overrides, *every, val=val))
+    if val:  # one validation value per epoch, the same in both runs
+        rows = [csv.DictReader((tmp_path / d / "metrics.csv").open()) for d in ("a", "b")]
+        val_a, val_b = ([r["val/mse"] for r in rs if r.get("val/mse")] for rs in rows)
+        assert len(val_a) == 3 and val_a == val_b
+
+
+def test_build_trainer_settings(tmp_path: Path) -> None:
+    cfg = toy_config(tmp_path, "trainer.grad_clip=0.5", "trainer.grad_clip_algorithm=value",
+                     "trainer.max_steps=11", "trainer.progress_bar_refresh=7")  # fmt: skip
+    trainer = build_trainer(cfg)
+    assert (trainer.max_epochs, trainer.max_steps, trainer.log_every_n_steps) == (3, 11, 1)
+    assert (trainer.gradient_clip_val, trainer.gradient_clip_algorithm) == (0.5, "value")
+    assert trainer.precision == "32-true" and trainer.world_size == 1
+    assert isinstance(trainer.loggers[0], CsvMetricsLogger)
+    assert len(trainer.loggers) == 1 + (importlib.util.find_spec("tensorboard") is not None)
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, PeriodicCheckpoint))
+    assert checkpoint.last_path == tmp_path / "checkpoints" / "last.ckpt"
+    assert trainer.progress_bar_callback.refresh_rate == 7
+
+
+def test_progress_bar_shows_loss_and_throughput(tmp_path: Path) -> None:
+    cfg = toy_config(tmp_path, "trainer.progress_bar_refresh=1", "trainer.epochs=1")
+    method = build_method(cfg)
+    trainer = fit(method, ToyDataset(), cfg)
+    shown = trainer.progress_bar_callback.get_metrics(trainer, method)
+    assert set(shown) == {"loss", "samples/s"} and shown["samples/s"] > 0
+
+
+@pytest.mark.gpu
+def test_gpu_16_mixed_resume_is_exact_with_deterministic_kernels(tmp_path: Path) -> None:
+    overrides = ("trainer.accelerator=gpu", "trainer.precision=16-mixed",
+                 "trainer.deterministic=true", "trainer.checkpoint_every_n_steps=4")  # fmt: skip
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    reference = train(tmp_path / "a", *overrides)
+    train(tmp_path / "b", *overrides, kill_at=9)
+    resumed = train(tmp_path / "b", *overrides)
+    assert_same_weights(reference.cpu(), resumed.cpu())
+    scaler_state = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "MixedPrecision" in scaler_state  # the AMP grad scaler is checkpointed
+
+
 def test_max_steps_then_continue_matches(tmp_path: Path, uninterrupted: ToyMethod) -> None:
     first = train(tmp_path, "trainer.max_steps=7")
     assert len(first.seen_indices) == 7 * 4
@@ -82,11 +139,19 @@ def test_max_steps_then_continue_matches(tmp_path: Path, uninterrupted: ToyMetho
     assert_same_weights(uninterrupted, resumed)
 
 
-def test_resume_from_explicit_epoch_checkpoint(tmp_path: Path, uninterrupted: ToyMethod) -> None:
+def test_resume_from_explicit_or_newest_epoch_checkpoint(
+    tmp_path: Path, uninterrupted: ToyMethod
+) -> None:
     train(tmp_path)
     checkpoint = tmp_path / "checkpoints" / "epoch_0001.ckpt"
     resumed = train(tmp_path, f"trainer.resume={checkpoint}")
     assert len(resumed.seen_indices) == 2 * STEPS_PER_EPOCH * 4
+    assert_same_weights(uninterrupted, resumed)
+    # without last.ckpt, resume=auto continues from the newest epoch checkpoint
+    (tmp_path / "checkpoints" / "last.ckpt").unlink()
+    (tmp_path / "checkpoints" / "epoch_0003.ckpt").unlink()
+    resumed = train(tmp_path)
+    assert len(resumed.seen_indices) == STEPS_PER_EPOCH * 4
     assert_same_weights(uninterrupted, resumed)
 
 

@@ -45,7 +45,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from vidssl.config import Config, config_differences, save_resolved
-from vidssl.engine_loader import ResumableLoader, build_train_loader
+from vidssl.engine_loader import ResumableLoader, build_eval_loader, build_train_loader
 from vidssl.errors import CheckpointError, ConfigError
 from vidssl.methods.base import BaseMethod
 
@@ -106,6 +106,17 @@ class PeriodicCheckpoint(Checkpoint):
             and (epochs_done % self.every_n_epochs == 0 or epochs_done == trainer.max_epochs)
         ):
             shutil.copyfile(self.last_path, self.directory / f"epoch_{epochs_done:04d}.ckpt")
+
+
+class _ProgressBar(TQDMProgressBar):
+    """TQDM bar showing the loss and samples/s that `BaseMethod` computes at log steps."""
+
+    def get_metrics(self, trainer: lightning.Trainer, pl_module: Any) -> dict[str, Any]:
+        """Lightning's bar metrics without the version, plus the method's progress metrics."""
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        items.update(getattr(pl_module, "progress_metrics", {}))
+        return items
 
 
 class CsvMetricsLogger(Logger):
@@ -234,7 +245,7 @@ def build_trainer(
     )
     all_callbacks: list[Callback] = [checkpoints, *(callbacks or [])]
     if t.progress_bar_refresh:
-        all_callbacks.append(TQDMProgressBar(refresh_rate=t.progress_bar_refresh))
+        all_callbacks.append(_ProgressBar(refresh_rate=t.progress_bar_refresh))
     # Lightning's SLURM requeue saves from inside the signal handler (mid-step): not exact.
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     return lightning.Trainer(
@@ -264,6 +275,9 @@ def _read_checkpoint_meta(path: Path) -> dict[str, Any]:
 def resolve_resume(cfg: Config, run_dir: str | Path) -> tuple[Path | None, int]:
     """The checkpoint to resume from (per ``trainer.resume``) and its global step.
 
+    ``auto`` takes ``run_dir/checkpoints/last.ckpt``, else the newest ``epoch_NNNN.ckpt``, else
+    starts afresh; ``none`` starts afresh; anything else is a checkpoint path.
+
     Raises:
         ConfigError: ``resume=none`` (or a foreign checkpoint) with checkpoints already in
             ``run_dir``, a missing checkpoint path, or a checkpoint of another method/config.
@@ -274,8 +288,9 @@ def resolve_resume(cfg: Config, run_dir: str | Path) -> tuple[Path | None, int]:
     mode = cfg.trainer.resume
     if mode == "none":
         path = None
-    elif mode == "auto":
-        path = last if last.is_file() else None
+    elif mode == "auto":  # last.ckpt, else the newest epoch checkpoint
+        epochs = sorted((run_dir / "checkpoints").glob("epoch_*.ckpt"))
+        path = last if last.is_file() else (epochs[-1] if epochs else None)
     else:
         path = Path(mode)
         if not path.is_file():
@@ -324,7 +339,8 @@ def fit(
             ready `DataLoader` (resume restarts the interrupted epoch's data order).
         cfg: The run config; defaults to ``method.cfg``.
         run_dir: Output directory; defaults to ``cfg.trainer.run_dir``.
-        val_data: Optional validation dataset or loader (needs ``method.validation_step``).
+        val_data: Optional validation dataset (in order, each item seeded by its index) or
+            loader; needs ``method.validation_step``.
         callbacks: Extra Lightning callbacks.
     """
     cfg = cfg or method.cfg
@@ -341,9 +357,7 @@ def fit(
         loader.set_distributed(trainer.global_rank, trainer.world_size)
     method.steps_per_epoch = _steps_per_epoch(loader, trainer.world_size)
     if val_data is not None and not isinstance(val_data, DataLoader):
-        val_data = DataLoader(
-            val_data, batch_size=cfg.data.batch_size, num_workers=cfg.data.workers
-        )
+        val_data = build_eval_loader(val_data, cfg)
     if trainer.is_global_zero:
         save_resolved(cfg, run_dir)
     if ckpt_path is not None:

@@ -90,29 +90,38 @@ class EpochSampler(DistributedSampler):
 class SeededItems(Dataset):
     """Wraps a dataset: item ``(index, seed)`` is ``dataset[index]`` produced under ``seed``.
 
+    A plain integer key ``index`` uses the seed derived from ``(base_seed, index)``, so any
+    sampler (e.g. Lightning's distributed one for validation) gives the same item every epoch.
     In the main process (``num_workers=0``) the caller's RNG states are restored afterwards, so
     data loading never changes the training step's random numbers.
     """
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, base_seed: int = 0) -> None:
         self.dataset = dataset
+        self.base_seed = base_seed
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
+    def _load(self, key: tuple[int, int] | int) -> Any:
+        index, seed = key if isinstance(key, tuple) else (key, _derive_seed(self.base_seed, key))
+        _seed_all(seed)
+        return self.dataset[index]
+
+    def __getitems__(self, keys: list[tuple[int, int] | int]) -> list[Any]:
+        """A batch of items (the DataLoader's batched fetch; RNGs saved/restored once)."""
         if get_worker_info() is not None:
-            _seed_all(seed)
-            return self.dataset[index]
+            return [self._load(key) for key in keys]
         saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         try:
-            _seed_all(seed)
-            return self.dataset[index]
+            return [self._load(key) for key in keys]
         finally:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
             torch.set_rng_state(saved[2])
+
+    def __getitem__(self, key: tuple[int, int] | int) -> Any:
+        return self.__getitems__([key])[0]
 
     def __getattr__(self, name: str) -> Any:  # e.g. dataset.failures()
         if name == "dataset":
@@ -139,7 +148,7 @@ class ResumableLoader(DataLoader):
         sampler = EpochSampler(dataset, batch_size, seed, shuffle, drop_last)
         workers = num_workers > 0
         super().__init__(
-            SeededItems(dataset), batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+            SeededItems(dataset, seed), batch_size=batch_size, sampler=sampler, drop_last=drop_last,
             num_workers=num_workers, pin_memory=pin_memory, collate_fn=collate_fn,
             persistent_workers=persistent_workers and workers,
             prefetch_factor=prefetch_factor if workers else None, generator=torch.Generator(),
@@ -193,5 +202,18 @@ def build_train_loader(dataset: Dataset, cfg: Config, collate_fn: Any = None) ->
         pin_memory=d.pin_memory and torch.cuda.is_available(),
         persistent_workers=d.persistent_workers,
         prefetch_factor=d.prefetch_factor,
+        collate_fn=collate_fn,
+    )
+
+
+def build_eval_loader(dataset: Dataset, cfg: Config, collate_fn: Any = None) -> DataLoader:
+    """An in-order loader whose items are seeded by index (same augmentation every epoch)."""
+    d = cfg.data
+    return DataLoader(
+        SeededItems(dataset, cfg.trainer.seed),
+        batch_size=d.batch_size,
+        shuffle=False,
+        num_workers=d.workers,
+        pin_memory=d.pin_memory and torch.cuda.is_available(),
         collate_fn=collate_fn,
     )
