@@ -52,6 +52,16 @@ from vidssl.methods.base import BaseMethod
 log = logging.getLogger(__name__)
 
 
+class _DropAdvertisements(logging.Filter):
+    """Hides Lightning's "try installing litlogger" tip from every run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertisements())
+
+
 class _TrackLoaderPosition(Callback):
     """Tells the `ResumableLoader` how many batches of the epoch the trainer has processed."""
 

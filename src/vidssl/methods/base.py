@@ -75,6 +75,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+def _scalars(outputs: dict[str, Any]) -> dict[str, float]:
+    """The one-element tensors and numbers of a step's output dict, as floats (host sync)."""
+    return {
+        key: float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        for key, value in outputs.items()
+        if isinstance(value, (float, int))
+        or (isinstance(value, torch.Tensor) and value.numel() == 1)
+    }
+
+
 def batch_size_of(batch: Any) -> int:
     """Leading dimension of the first tensor found in a (nested) batch; 1 if there is none."""
     if isinstance(batch, torch.Tensor):
@@ -156,9 +166,8 @@ class BaseMethod(lightning.LightningModule):
         if self.steps_per_epoch is None:
             # Not trained through vidssl.engine.fit: ask the trainer (this loads the data early).
             total = self.trainer.estimated_stepping_batches
-            self.steps_per_epoch = int(self.trainer.num_training_batches)
-            if not math.isfinite(self.steps_per_epoch):
-                self.steps_per_epoch = int(total)
+            batches = self.trainer.num_training_batches
+            self.steps_per_epoch = int(batches if math.isfinite(batches) else total)
         return self.steps_per_epoch
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -189,12 +198,7 @@ class BaseMethod(lightning.LightningModule):
             # Every rank must take the same decision, or DDP would hang in backward.
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
             if not finite:
-                terms = ", ".join(
-                    f"{k}={float(v.detach() if isinstance(v, torch.Tensor) else v):.4g}"
-                    for k, v in outputs.items()
-                    if isinstance(v, (float, int))
-                    or (isinstance(v, torch.Tensor) and v.numel() == 1)
-                )
+                terms = ", ".join(f"{k}={v:.4g}" for k, v in _scalars(outputs).items())
                 where = f"global step {self.global_step} (epoch {self.current_epoch})"
                 if policy == "stop":
                     raise NonFiniteLossError(
@@ -218,14 +222,7 @@ class BaseMethod(lightning.LightningModule):
         if (self.global_step + 1) % every and self.global_step > 0:
             return
         # Written straight to the loggers: LightningModule.log costs ~1 ms per call and key.
-        metrics = {
-            "train/loss" if key == "loss" else f"train/{key}": float(
-                value.detach() if isinstance(value, torch.Tensor) else value
-            )
-            for key, value in outputs.items()
-            if isinstance(value, (float, int))
-            or (isinstance(value, torch.Tensor) and value.numel() == 1)
-        }
+        metrics = {f"train/{key}": value for key, value in _scalars(outputs).items()}
         optimizer = self.optimizers(use_pl_optimizer=False)
         metrics["train/lr"] = float(optimizer.param_groups[0]["lr"])
         if self.cfg.trainer.nan_policy == "skip":
