@@ -1,4 +1,4 @@
-"""``vidssl pretrain`` on a tiny synthetic dataset: checkpoints, exported encoder, resume, errors."""
+"""``vidssl pretrain`` on tiny synthetic data: checkpoints, exported encoder, resume, errors."""
 
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def test_pretrain_exports_the_trained_encoder_and_resumes(synth, tmp_path, capsy
     assert cli.main(_args(preset, synth, run_dir, "trainer.epochs=2")) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"pretrain {method}: 6 ")
     step, resumed = _checkpoint_backbone(run_dir)
-    assert step == 6 and not torch.equal(resumed["Conv_1a.conv1.weight"], trained["Conv_1a.conv1.weight"])
+    key = "Conv_1a.conv1.weight"
+    assert step == 6 and not torch.equal(resumed[key], trained[key])
     exported = load_encoder(run_dir / "encoder").state_dict()
     assert all(torch.equal(exported[k], resumed[k]) for k in resumed)
 

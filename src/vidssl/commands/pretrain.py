@@ -34,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides (optim.lr=0.01)"
     )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the resolved config and exit"
-    )
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
 def _final_loss_callback() -> Any:
