@@ -73,12 +73,20 @@ RESUMABLE_KEYS = frozenset(
 
 @dataclass
 class DataConfig:
-    """Where the videos are and how clips are cut and batched (batch size is per device)."""
+    """Where the videos are and how clips are cut and batched (batch size is per device).
+
+    ``media`` holds the frames the encoder is trained on (default per catalog, e.g.
+    ``root/UCF-101``) and ``modality`` says what they are (recorded in the exported encoder);
+    ``flow_media`` makes the data two-stream (RGB + flow at the same frames). ``augmentation``
+    names the view policy (`vidssl.data.dataset_builder.build_view_policy`).
+    """
 
     dataset: str = "ucf101"
     root: str = "data/ucf101"
     media: str | None = None
     flow_media: str | None = None
+    modality: Literal["rgb", "flow"] = "rgb"
+    augmentation: Literal["coclr", "base", "null"] = "coclr"
     split: str = "train"
     split_id: int = 1
     seq_len: int = 32

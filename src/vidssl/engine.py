@@ -73,6 +73,21 @@ class _TrackLoaderPosition(Callback):
         self.loader.batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
 
+class ReportSkippedVideos(Callback):
+    """Logs, at each epoch end, the videos the training data could not read (``failures()``)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_train_epoch_end(self, trainer: lightning.Trainer, *args: Any) -> None:
+        """Warns with the count and the first few names, if any video was skipped."""
+        count = self.dataset.failures()
+        if count:
+            names = self.dataset.failed_videos()
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            log.warning("skipped %d unreadable videos: %s", count, shown)
+
+
 class PeriodicCheckpoint(Checkpoint):
     """Writes ``last.ckpt`` and ``epoch_NNNN.ckpt`` checkpoints.
 
@@ -361,6 +376,8 @@ def fit(
         train_data if isinstance(train_data, DataLoader) else build_train_loader(train_data, cfg)
     )
     extra = [_TrackLoaderPosition(loader)] if isinstance(loader, ResumableLoader) else []
+    if hasattr(loader.dataset, "failures"):
+        extra.append(ReportSkippedVideos(loader.dataset))
     extra += callbacks or []
     trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=extra)
     if isinstance(loader, ResumableLoader):

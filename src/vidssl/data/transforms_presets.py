@@ -40,6 +40,7 @@ from vidssl.errors import ConfigError
 
 __all__ = [
     "CoclrViewPolicy",
+    "PerClipViews",
     "ViewSet",
     "coclr_base",
     "coclr_eval",
@@ -142,6 +143,8 @@ class CoclrViewPolicy:
         if on_device and self._splits[False].device.stats != self.device.stats:
             raise ConfigError("CoCLR base and null pipelines must use the same normalisation")
 
+    n_clips: int = 2
+
     def plan(self, rng: np.random.Generator) -> list[tuple[int, bool]]:
         """Draws ``(clip_id, strong)`` for the two views."""
         if rng.random() < self.p_two_clip:
@@ -157,8 +160,9 @@ class CoclrViewPolicy:
         flow_clips: Sequence[torch.Tensor | np.ndarray] | None = None,
     ) -> ViewSet:
         """Makes the two views of two ``T×H×W×C`` clips (and of their flow clips, if given)."""
-        if len(clips) != 2 or (flow_clips is not None and len(flow_clips) != 2):
-            raise ConfigError("the CoCLR view policy takes exactly two clips per sample")
+        n_clips = self.n_clips
+        if len(clips) != n_clips or (flow_clips is not None and len(flow_clips) != n_clips):
+            raise ConfigError(f"{type(self).__name__} takes exactly {n_clips} clips per sample")
         plan = self.plan(rng)
         views: list[torch.Tensor] = []
         flow_views: list[torch.Tensor] | None = [] if flow_clips is not None else None
@@ -186,6 +190,40 @@ class CoclrViewPolicy:
             tuple(s for _, s in plan),
             packed if self.on_device else None,
         )
+
+
+class PerClipViews(CoclrViewPolicy):
+    """One view per clip, each independently ``base`` with probability ``p_base``, else ``null``.
+
+    CoCLR's *TwoClip* rule for any number of clips: view ``i`` is clip ``i``. ``p_base=1`` gives
+    every view the strong pipeline, ``p_base=0`` only crop + flip. One ``rng.random()`` is drawn
+    per clip (in clip order) before the pipelines' parameters, even when ``p_base`` is 0 or 1.
+
+    Args:
+        n_clips: clips (= views) per sample.
+        base: the strong pipeline (`coclr_base`).
+        null: the weak pipeline (`coclr_null`).
+        p_base: probability of ``base`` per clip.
+        on_device: as in `CoclrViewPolicy`.
+    """
+
+    def __init__(
+        self,
+        n_clips: int,
+        base: Compose | None = None,
+        null: Compose | None = None,
+        *,
+        p_base: float = 0.3,
+        on_device: bool = False,
+    ) -> None:
+        super().__init__(base, null, p_base=p_base, p_two_clip=1.0, on_device=on_device)
+        if n_clips < 1:
+            raise ConfigError(f"PerClipViews needs at least one clip, got {n_clips}")
+        self.n_clips = n_clips
+
+    def plan(self, rng: np.random.Generator) -> list[tuple[int, bool]]:
+        """Draws ``(clip_id, strong)`` for every clip."""
+        return [(i, bool(rng.random() < self.p_base)) for i in range(self.n_clips)]
 
 
 def coclr_eval(crop: int = 224, size: int = 128, *, normalization: str = "imagenet") -> Compose:

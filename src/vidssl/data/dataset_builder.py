@@ -1,0 +1,75 @@
+"""Datasets from a run config: `build_pretrain_dataset(cfg)` reads ``cfg.data``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from vidssl.data import catalogs
+from vidssl.data.datasets import MultiViewDataset, ViewPolicy
+from vidssl.data.sampling import MultiRandomClips
+from vidssl.data.transforms_presets import CoclrViewPolicy, PerClipViews, coclr_base, coclr_null
+from vidssl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vidssl.config import Config
+
+logger = logging.getLogger(__name__)
+
+#: ``data.augmentation`` names: how the views of a pretraining sample are augmented.
+AUGMENTATIONS = ("coclr", "base", "null")
+
+__all__ = ["AUGMENTATIONS", "build_pretrain_dataset", "build_view_policy"]
+
+
+def build_view_policy(
+    name: str, num_views: int, img_size: int, *, on_device: bool = False
+) -> ViewPolicy:
+    """The view policy of an augmentation preset.
+
+    Args:
+        name: ``coclr``: CoCLR's ``TransformController`` (`CoclrViewPolicy`) for 2 views, and
+            its *TwoClip* rule (each clip ``base`` with p=0.3, else ``null``; `PerClipViews`) for
+            any other number; ``base``: every view `coclr_base`; ``null``: every view
+            `coclr_null` (crop + flip).
+        num_views: clips (= views) per sample.
+        img_size: output frame size.
+        on_device: return uint8 crops and packed parameters (batched augmentation on device).
+
+    Raises:
+        ConfigError: an unknown ``name``.
+    """
+    base, null = coclr_base(img_size), coclr_null(img_size)
+    if name == "coclr" and num_views == 2:
+        return CoclrViewPolicy(base, null, on_device=on_device)
+    p_base = {"coclr": 0.3, "base": 1.0, "null": 0.0}.get(name)
+    if p_base is None:
+        raise ConfigError(f"data.augmentation={name!r} is not one of {', '.join(AUGMENTATIONS)}")
+    return PerClipViews(num_views, base, null, p_base=p_base, on_device=on_device)
+
+
+def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
+    """The self-supervised training dataset described by ``cfg.data``.
+
+    ``data.num_views`` random clips of ``data.seq_len`` frames (stride ``data.ds``) per video
+    (CoCLR's ``double_sampler`` for 2), augmented per ``data.augmentation`` to
+    ``data.img_size``. The videos are split ``data.split`` / ``data.split_id`` of catalog
+    ``data.dataset`` under ``data.root``, read from ``data.media`` (default per catalog). With
+    ``data.flow_media`` the dataset is two-stream: the flow table is aligned with the RGB one
+    and items carry ``"flow_views"``.
+
+    Raises:
+        DataError: missing root, split files or media.
+        UserError: unknown dataset, split or split id.
+    """
+    d = cfg.data
+    table = catalogs.load(d.dataset, d.root, d.split, split_id=d.split_id, media=d.media)
+    flow_table = None
+    if d.flow_media:
+        flow_table = catalogs.load(
+            d.dataset, d.root, d.split, split_id=d.split_id, media=d.flow_media
+        )
+        table, flow_table = catalogs.align(table, flow_table)
+    views = build_view_policy(d.augmentation, d.num_views, d.img_size)
+    sampler = MultiRandomClips(d.num_views, d.seq_len, d.ds)
+    return MultiViewDataset(table, sampler, views, flow_table=flow_table)
