@@ -123,7 +123,11 @@ def extract(
     cache = None
     if runtime.cache_features:
         sha = (stream.encoder.record.get("sha256") or "nohash")[:12]
-        cache = Path(runtime.out) / "features" / f"{stream.name}_{table.split}_{side}_{sha}.pt"
+        cache = (
+            Path(runtime.out)
+            / "features"
+            / f"{stream.name}_{table.split}_{protocol}_{side}_s{runtime.seed}_{sha}.pt"
+        )
     return extract_features(
         stream.encoder,
         table,
