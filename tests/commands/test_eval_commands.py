@@ -80,3 +80,22 @@ def test_missing_encoder_and_dataset_exit_2(synth, tmp_path, capsys):
     args = ["eval", "retrieval", "--preset", "tiny", "--encoder", str(synth / "enc")]
     assert cli.main([*args, "--root", str(tmp_path / "nodata")]) == 2
     assert capsys.readouterr().err.startswith("vidssl: error: dataset root")
+
+
+def test_python_api_two_stream_fusion(synth, tmp_path):
+    from vidssl.eval.linear import run_linear_probe
+    from vidssl.eval.run import run_retrieval
+
+    # the RGB videos double as the "flow" store: identical streams, so fusion changes nothing
+    media = str(synth / "synth" / "UCF-101")
+    overrides = [f"data.root={synth / 'synth'}", f"data.flow_media={media}"]
+    enc = synth / "enc"
+    record = run_retrieval(enc, "tiny", overrides=overrides, flow_encoder=enc, out=tmp_path)
+    results = record["results"]
+    assert set(results) == {"rgb", "flow", "fused"}
+    assert results["fused"] == results["rgb"] == results["flow"]
+    assert set(record["encoders"]) == {"rgb", "flow"}
+    overrides.append("linear.epochs=2")
+    linear = run_linear_probe(enc, "tiny", overrides=overrides, flow_encoder=enc, out=tmp_path)
+    assert linear["results"]["fused"]["top1"] == linear["results"]["rgb"]["top1"]
+    assert linear["files"]["json"].endswith("linear.json")
