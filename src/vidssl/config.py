@@ -209,10 +209,14 @@ class Config:
 
 
 def available_presets() -> list[str]:
-    """Names of the packaged presets (``method/dataset_stream``), sorted."""
-    return sorted(
+    """Names of the packaged training presets (``method/dataset_stream``), sorted.
+
+    Evaluation presets (``configs/eval/``) have their own schema and are not listed.
+    """
+    names = (
         p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml")
     )
+    return sorted(name for name in names if not name.startswith("eval/"))
 
 
 def preset_path(name: str) -> Path:

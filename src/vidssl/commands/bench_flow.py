@@ -112,7 +112,7 @@ def run_benchmark(
                             "width": width,
                             "workers": n_workers,
                             "frame_pairs": videos * pairs,
-                            "seconds": round(seconds, 4),
+                            "seconds": round(seconds, 6),
                             "pairs_per_s": round(videos * pairs / seconds, 2),
                         }
                     )
