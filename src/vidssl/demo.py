@@ -51,6 +51,9 @@ class DemoSettings:
     batch_size: int = 8
     queue_size: int = 128
     lr: float = 1e-3
+    momentum: float = 0.99
+    rgb_augmentation: str = "base"
+    flow_augmentation: str = "null"
     infonce_steps: int = 100
     eval_clips: int = 4
     eval_crop: int = 64
@@ -59,8 +62,8 @@ class DemoSettings:
     workers: int = 2
 
 
-QUICK = DemoSettings()
-DEFAULT = DemoSettings(infonce_steps=400)
+QUICK = DemoSettings(infonce_steps=400)
+DEFAULT = DemoSettings(infonce_steps=1500)
 
 
 def demo_settings(*, quick: bool = False, seed: int = 0, workers: int = 2) -> DemoSettings:
@@ -117,6 +120,7 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
     return [
         f"data.root={data_root}",
         *media,
+        f'data.augmentation="{s.flow_augmentation if stream == "flow" else s.rgb_augmentation}"',
         f"data.seq_len={s.seq_len}",
         f"data.ds={s.ds}",
         f"data.img_size={s.img_size}",
@@ -127,6 +131,7 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
         f"model.width_mult={s.width_mult}",
         f"method.queue_size={s.queue_size}",
         f"optim.lr={s.lr}",
+        f"method.momentum={s.momentum}",
         "trainer.epochs=100000",
         f"trainer.max_steps={s.infonce_steps}",
         f"trainer.seed={s.seed}",
