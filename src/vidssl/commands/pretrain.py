@@ -10,6 +10,7 @@ prints a one-line summary.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Examples: vidssl pretrain infonce/tiny data.root=data/synth; vidssl pretrain "
         "infonce/ucf101_rgb data.root=data/ucf101 trainer.devices=2. Outputs in trainer.run_dir: "
-        "checkpoints/ (last.ckpt, epoch_NNNN.ckpt), metrics.csv, config.yaml, env.json, encoder/."
+        "checkpoints/ (last.ckpt, epoch_NNNN.ckpt), metrics.csv, config.yaml, env.json, encoder/. "
+        "A schedule preset (coclr/ucf101_schedule) runs all its stages, each in its own "
+        "sub-directory, and prints retrieval R@k per stage; re-running it continues."
     )
     parser.add_argument("config", metavar="PRESET", help="preset name (infonce/tiny) or YAML path")
     parser.add_argument(
@@ -26,13 +29,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
+def _run_schedule(args: argparse.Namespace) -> int:
+    from vidssl.pretrain_schedule import (
+        format_table,
+        load_schedule,
+        plan_stages,
+        run_schedule,
+        split_overrides,
+    )
+
+    if args.dry_run:
+        spec = load_schedule(args.config)
+        names = sorted({s.name for s in (*spec.seed, *spec.cycle)})
+        settings, _, _ = split_overrides(args.overrides, names)
+        root = Path(settings.get("trainer.run_dir", spec.run_dir))
+        for stage in plan_stages(spec, root):
+            seeds = ", ".join(str(p) for p in stage.pretrain_dirs) or "-"
+            print(f"{stage.index:2d} {stage.label}: {stage.spec.preset} ({stage.spec.stream}) "
+                  f"in {stage.directory}; pretrain: {seeds}")  # fmt: skip
+        return 0
+    records = run_schedule(args.config, args.overrides)
+    print(format_table(records))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Trains, exports the encoder and prints the summary; returns 0."""
     import yaml
 
     from vidssl.config import load_config
+    from vidssl.pretrain_schedule import is_schedule
     from vidssl.pretraining import run_pretraining
 
+    if is_schedule(args.config):
+        return _run_schedule(args)
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None), end="")
