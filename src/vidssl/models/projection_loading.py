@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 OURS_PREFIX = "encoder_q."
 COCLR_PREFIX = "encoder_q.0."
-#: CoCLR's head modules ``encoder_q.2`` / ``encoder_q.4`` → our ``head.0`` / ``head.2``.
-COCLR_HEAD = {"encoder_q.2.": "head.0.", "encoder_q.4.": "head.2."}
+#: CoCLR's head modules ``encoder_q.2`` / ``encoder_q.4`` → our head's ``0`` / ``2``.
+COCLR_HEAD = {"encoder_q.2.": "0.", "encoder_q.4.": "2."}
 
 
 def _load_strict(module: torch.nn.Module, state: StateDict, what: str) -> None:
