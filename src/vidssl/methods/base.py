@@ -16,7 +16,7 @@ A method subclass (one small file, registered with ``@register_method``):
   outermost call is processed): the dict is checked for a non-finite loss, logged, and handed to
   Lightning;
 - keeps any non-tensor state in ``extra_state()`` / ``load_extra_state(state)``;
-- may put ``SKIP_OPTIMIZER_STEP: True`` in the dict to log the step without a gradient step;
+- may override ``skip_optimizer_step()`` to run a step without updating the weights;
 - overrides ``learnable_named_parameters()`` to leave parameters out of the optimiser.
 """
 
@@ -27,7 +27,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -46,14 +45,6 @@ log = logging.getLogger(__name__)
 _PLAIN_ATTRIBUTES = frozenset(
     {"_current_fx_name", "_in_training_step", "_window_start", "_window_samples"}
 )
-
-
-#: Output key: when true, the step is logged but no gradient step is taken (CoCLR's warm-up
-#: while its queue fills). Every rank must decide alike (a decision from replicated state).
-SKIP_OPTIMIZER_STEP = "skip_optimizer_step"
-
-# Returning None from training_step is how a step is skipped on purpose (above, and the NaN policy).
-warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
 
 
 class NonFiniteLossError(UserError):
@@ -197,16 +188,30 @@ class BaseMethod(lightning.LightningModule):
         }
 
     # ------------------------------------------------------------------------------- steps
+    def skip_optimizer_step(self) -> bool:
+        """Whether the coming step must leave the weights alone (default: never).
+
+        Decided before the step runs, from state every rank shares (e.g. CoCLR's queue fill);
+        the step's forward and backward still run (so DDP stays in step), then the gradients
+        are dropped and the optimiser does not step. The step counter and schedule advance.
+        """
+        return False
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """Lightning's optimiser step, or only forward + backward when `skip_optimizer_step`."""
+        if optimizer_closure is not None and self.skip_optimizer_step():
+            optimizer_closure()
+            optimizer.zero_grad(set_to_none=True)
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
     def _finish_training_step(self, outputs: Any, batch: Any) -> dict[str, Any] | None:
         if isinstance(outputs, torch.Tensor):
             outputs = {"loss": outputs}
         if not isinstance(outputs, dict) or "loss" not in outputs:
             raise TypeError(f"{type(self).__name__}.training_step must return a dict with 'loss'")
-        if outputs.pop(SKIP_OPTIMIZER_STEP, False):
-            # Logged, then None: Lightning skips backward and the optimiser leaves every
-            # parameter alone (no gradients); the step counter and the schedule still advance.
-            self._log_step(outputs, batch_size_of(batch))
-            return None
         policy = self.cfg.trainer.nan_policy
         if policy != "off":
             finite = bool(torch.isfinite(outputs["loss"].detach()).all())

@@ -34,7 +34,6 @@ import torch
 
 from vidssl.config import Config
 from vidssl.errors import ConfigError
-from vidssl.methods.base import SKIP_OPTIMIZER_STEP
 from vidssl.methods.losses import contrastive_logits, multi_positive_nce, topk_hit_rate
 from vidssl.methods.mining import (
     cascade_pool_sizes,
@@ -207,8 +206,8 @@ class CoCLR(MomentumContrastMethod):
             the top-k logits), ``queue_fill``, ``mined`` (mean mined positives per query),
             ``instance_dropped`` (this step's draw), ``mining_recall`` / ``mining_recall_median``
             (mean and median over queries of the fraction of mined positives of the query's
-            class; only when the batch has labels), and ``skip_optimizer_step`` while the queue
-            the loss used was not yet full.
+            class; only when the batch has labels), and ``queue_warmup`` (1 while the queue
+            the loss used was not yet full: `skip_optimizer_step` then leaves the weights alone).
         """
         m = self.cfg.method
         main, other = self.stream_views(batch)
@@ -240,9 +239,12 @@ class CoCLR(MomentumContrastMethod):
         outputs = self.extra_terms(outputs, batch, queue)
         self.enqueue_step(k, kf, labels, groups)
         outputs["queue_fill"] = self.queue.fill_fraction()
-        if not queue_full:
-            outputs[SKIP_OPTIMIZER_STEP] = True
+        outputs["queue_warmup"] = float(not queue_full)
         return outputs
+
+    def skip_optimizer_step(self) -> bool:
+        """No optimiser step until the queue the loss sees is full (CoCLR's warm-up)."""
+        return bool(self.queue.count < self.cfg.method.queue_size)
 
     # ---------------------------------------------------------------------- checkpoints
     def extra_state(self) -> dict[str, Any]:
