@@ -16,6 +16,7 @@ A method subclass (one small file, registered with ``@register_method``):
   outermost call is processed): the dict is checked for a non-finite loss, logged, and handed to
   Lightning;
 - keeps any non-tensor state in ``extra_state()`` / ``load_extra_state(state)``;
+- may override ``skip_optimizer_step()`` to run a step without updating the weights;
 - overrides ``learnable_named_parameters()`` to leave parameters out of the optimiser.
 """
 
@@ -187,6 +188,25 @@ class BaseMethod(lightning.LightningModule):
         }
 
     # ------------------------------------------------------------------------------- steps
+    def skip_optimizer_step(self) -> bool:
+        """Whether the coming step must leave the weights alone (default: never).
+
+        Decided before the step runs, from state every rank shares (e.g. CoCLR's queue fill);
+        the step's forward and backward still run (so DDP stays in step), then the gradients
+        are dropped and the optimiser does not step. The step counter and schedule advance.
+        """
+        return False
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """Lightning's optimiser step, or only forward + backward when `skip_optimizer_step`."""
+        if optimizer_closure is not None and self.skip_optimizer_step():
+            optimizer_closure()
+            optimizer.zero_grad(set_to_none=True)
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
     def _finish_training_step(self, outputs: Any, batch: Any) -> dict[str, Any] | None:
         if isinstance(outputs, torch.Tensor):
             outputs = {"loss": outputs}
