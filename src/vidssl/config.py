@@ -211,12 +211,15 @@ class Config:
 def available_presets() -> list[str]:
     """Names of the packaged training presets (``method/dataset_stream``), sorted.
 
-    Evaluation presets (``configs/eval/``) have their own schema and are not listed.
+    Evaluation presets (``configs/eval/``) and schedules (``*_schedule``, see
+    `vidssl.pretrain_schedule`) have their own formats and are not listed.
     """
     names = (
         p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml")
     )
-    return sorted(name for name in names if not name.startswith("eval/"))
+    return sorted(
+        name for name in names if not name.startswith("eval/") and not name.endswith("_schedule")
+    )
 
 
 def preset_path(name: str) -> Path:

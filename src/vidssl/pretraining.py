@@ -14,11 +14,15 @@ from typing import Any
 
 from vidssl.config import Config
 
-#: Lightning messages that say nothing useful about a vidssl run (torch 2.13 treespec
-#: deprecation inside Lightning; the logging-interval hint on tiny runs).
+#: Lightning messages that say nothing useful about a vidssl run: torch 2.13's treespec
+#: deprecation inside Lightning; the logging-interval hint on tiny runs; CoCLR's frozen
+#: other-stream encoder is in eval mode by design; and while CoCLR's queue fills no optimiser
+#: step is taken but the per-iteration schedule still advances (as in the reference).
 _QUIET_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\).*",
     r".*smaller than the logging interval.*",
+    r".*module\(s\) in eval mode at the start of training.*",
+    r".*lr_scheduler.step\(\)` before `optimizer.step\(\)`.*",
 )
 
 
