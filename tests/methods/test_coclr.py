@@ -321,3 +321,41 @@ def test_fit_resumes_exactly_through_warm_up_and_training(tmp_path: Path, name: 
     assert torch.equal(whole.drop_generator.get_state(), resumed.drop_generator.get_state())
     initial = build_method(cfg)
     assert not torch.equal(initial.encoder_q.head[0].weight, resumed.encoder_q.head[0].weight)
+
+
+def test_every_preset_loads_and_coclr_cpr_presets_mirror_the_commands() -> None:
+    from vidssl.config import available_presets, load_config
+
+    for name in available_presets():
+        if not name.startswith("base/"):
+            assert load_config(name).method.name
+    rgb = load_config("coclr/ucf101_rgb")
+    m = rgb.method
+    assert (m.name, m.topk, m.queue_size, m.instance_drop, m.reverse, m.cascade) == (
+        "coclr", 5, 2048, 0.9, False, False,
+    )  # fmt: skip
+    assert m.pretrain == ["runs/infonce_ucf101_rgb", "runs/infonce_ucf101_flow"]
+    assert (rgb.data.batch_size, rgb.data.flow_media, rgb.optim.lr) == (
+        32, "data/ucf101/tvl1_flow", 1e-3,
+    )  # fmt: skip
+    assert (rgb.schedule.milestones, rgb.trainer.epochs) == ([80], 100)
+    flow2 = load_config("coclr/ucf101_flow_cycle2").method
+    assert flow2.reverse and flow2.pretrain == [
+        "runs/coclr_ucf101_flow",
+        "runs/coclr_ucf101_rgb_cycle2",
+    ]
+    k400 = load_config("coclr/k400_flow")
+    assert (k400.method.queue_size, k400.trainer.epochs, k400.schedule.milestones) == (
+        16384,
+        50,
+        [40],
+    )
+    cpr = load_config("cpr/ucf101_flow")
+    assert (cpr.method.cascade, cpr.method.stages, cpr.method.ratio, cpr.data.batch_size) == (
+        True, 7, 0.5, 16,
+    )  # fmt: skip
+    assert cpr.method.pretrain == ["runs/infonce_ucf101_flow", "runs/cpr_ucf101_rgb"]
+    assert load_config("cpr/k400_rgb").method.queue_size == 16384
+    tiny = load_config("cpr/tiny")
+    assert (tiny.model.width_mult, tiny.data.seq_len, tiny.method.queue_size) == (0.0625, 8, 64)
+    assert mining.cascade_pool_sizes(64, 5, 0.5, tiny.method.stages) == [32, 16, 8, 5]

@@ -74,6 +74,12 @@ class LocalTermsMixin:
     cfg: Config
 
     @classmethod
+    def validate_config(cls, cfg: Config) -> None:
+        """The base method's checks, then `check_local_config`."""
+        super().validate_config(cfg)  # type: ignore[misc]
+        cls.check_local_config(cfg)
+
+    @classmethod
     def check_local_config(cls, cfg: Config) -> None:
         """Raises `ConfigError` when the clips cannot be cut into the sub-clips."""
         m, frames = cfg.method, cfg.data.seq_len
@@ -130,12 +136,6 @@ class CVTCLLocal(LocalTermsMixin, InfoNCE):
 
     config_class = CVTCLLocalConfig
 
-    @classmethod
-    def validate_config(cls, cfg: Config) -> None:
-        """InfoNCE's checks and the sub-clip split."""
-        super().validate_config(cfg)
-        cls.check_local_config(cfg)
-
 
 @dataclass
 class CVTCLConfig(CoCLRConfig, LocalTermsConfig):
@@ -152,9 +152,3 @@ class CVTCL(LocalTermsMixin, CoCLR):
     """CoCLR plus CVTCL's sub-clip losses on the trained stream (``main_cvtcl.py``)."""
 
     config_class = CVTCLConfig
-
-    @classmethod
-    def validate_config(cls, cfg: Config) -> None:
-        """CoCLR's checks and the sub-clip split."""
-        super().validate_config(cfg)
-        cls.check_local_config(cfg)
