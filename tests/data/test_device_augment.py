@@ -20,7 +20,7 @@ from vidssl.data.dataset_builder import build_pretrain_dataset
 from vidssl.data.transforms import ColorJitter, HorizontalFlip, Normalize
 from vidssl.data.transforms_batched import BatchedVideoAugment
 from vidssl.data.transforms_ops import normalize
-from vidssl.errors import DataError
+from vidssl.errors import ConfigError, DataError
 
 ATOL = 1e-5
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # written out on purpose
@@ -168,6 +168,8 @@ def test_augment_from_config_matches_the_dataset_policy(synth):
     assert [s.name for s in built.steps] == ["jitter", "grayscale", "blur", "flip"]
     assert built.stats == policy.stats == IMAGENET
     assert device_augment.augment_of(build_pretrain_dataset(_cfg(synth))) is None
+    with pytest.raises(ConfigError, match=r"data\.augment_on"):
+        _cfg(synth, "data.augment_on=gpu")
 
 
 @pytest.mark.gpu
