@@ -67,6 +67,7 @@ RESUMABLE_KEYS = frozenset(
         "data.pin_memory",
         "data.persistent_workers",
         "data.prefetch_factor",
+        "data.augment_on",
     }
 )
 
@@ -78,7 +79,11 @@ class DataConfig:
     ``media`` holds the frames the encoder is trained on (default per catalog, e.g.
     ``root/UCF-101``) and ``modality`` says what they are (recorded in the exported encoder);
     ``flow_media`` makes the data two-stream (RGB + flow at the same frames). ``augmentation``
-    names the view policy (`vidssl.data.dataset_builder.build_view_policy`).
+    names the view policy (`vidssl.data.dataset_builder.build_view_policy`). ``augment_on``
+    says where the photometric tail of that policy (colour jitter, grey, blur, flip,
+    normalisation) runs: ``cpu`` in the data-loader workers, or ``device``: workers ship uint8
+    crops and packed parameters, and `vidssl.methods.base.BaseMethod` finishes the views batched
+    on the device the batch is on (`vidssl.data.device_augment`); same views up to float rounding.
     """
 
     dataset: str = "ucf101"
@@ -87,6 +92,7 @@ class DataConfig:
     flow_media: str | None = None
     modality: Literal["rgb", "flow"] = "rgb"
     augmentation: Literal["coclr", "base", "null"] = "coclr"
+    augment_on: Literal["cpu", "device"] = "cpu"
     split: str = "train"
     split_id: int = 1
     seq_len: int = 32

@@ -36,6 +36,8 @@ import torch
 from torch import nn
 
 from vidssl.config import Config, MethodConfig
+from vidssl.data import device_augment
+from vidssl.data.transforms_batched import BatchedVideoAugment
 from vidssl.errors import UserError
 from vidssl.optim import build_optimizer, build_param_groups, build_scheduler
 
@@ -124,6 +126,9 @@ class BaseMethod(lightning.LightningModule):
         self._window_samples = 0
         #: Latest loss and samples/s, shown by the engine's progress bar.
         self.progress_metrics: dict[str, float] = {}
+        #: Finishes ``data.augment_on=device`` batches; set by `vidssl.engine.fit` from the
+        #: dataset's view policy, else built from ``cfg.data`` on the first such batch.
+        self.batch_augment: BatchedVideoAugment | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` ~50 times per step; `nn.Module.__setattr__` costs
@@ -258,6 +263,28 @@ class BaseMethod(lightning.LightningModule):
             logger.log_metrics(metrics, step=self.global_step)
             logger.save()
         self._window_start, self._window_samples = now, batch_size
+
+    # ---------------------------------------------------------------------------- batches
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """Moves the batch, leaving on-device augmentation parameters on the host."""
+        rest, params = device_augment.hold_params(batch)
+        moved = super().transfer_batch_to_device(rest, device, dataloader_idx)
+        return device_augment.restore_params(moved, params)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Finishes ``data.augment_on=device`` views where the batch is (GPU when present).
+
+        Subclasses see the same batch layout as with CPU augmentation (float normalised views,
+        no ``"device_params"``); see `vidssl.data.device_augment`.
+        """
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        if not device_augment.has_params(batch):
+            return batch
+        if self.batch_augment is None:
+            self.batch_augment = device_augment.augment_from_config(self.cfg.data)
+        return device_augment.augment_batch(batch, self.batch_augment)
 
     # -------------------------------------------------------------------------- checkpoints
     def extra_state(self) -> dict[str, Any]:
