@@ -120,6 +120,7 @@ class BaseMethod(lightning.LightningModule):
         self.cfg = cfg
         self.steps_per_epoch: int | None = None
         self.skipped_steps = 0
+        self._drop_step = False
         self._in_training_step = False
         self._pending_rng: dict[str, Any] | None = None
         self._window_start: float | None = None
@@ -206,13 +207,27 @@ class BaseMethod(lightning.LightningModule):
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
     ) -> None:
         """Lightning's optimiser step, or only forward + backward when `skip_optimizer_step`."""
-        if optimizer_closure is not None and self.skip_optimizer_step():
+        if optimizer_closure is None:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            return
+        if self.skip_optimizer_step():
             optimizer_closure()
             optimizer.zero_grad(set_to_none=True)
             return
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self.cfg.trainer.nan_policy != "skip":
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            return
+        # nan_policy=skip: the step's own forward decides (every rank agrees, see
+        # _finish_training_step). Backward still runs, as DDP requires of every rank; a
+        # non-finite step's gradients are then dropped instead of stepping.
+        loss = optimizer_closure()
+        if self._drop_step:
+            self._drop_step = False
+            optimizer.zero_grad(set_to_none=True)
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, lambda: loss)
 
-    def _finish_training_step(self, outputs: Any, batch: Any) -> dict[str, Any] | None:
+    def _finish_training_step(self, outputs: Any, batch: Any) -> dict[str, Any]:
         if isinstance(outputs, torch.Tensor):
             outputs = {"loss": outputs}
         if not isinstance(outputs, dict) or "loss" not in outputs:
@@ -232,9 +247,8 @@ class BaseMethod(lightning.LightningModule):
                         "trainer.nan_policy=skip"
                     )
                 self.skipped_steps += 1
+                self._drop_step = True
                 log.warning("skipping step at %s: non-finite loss (%s)", where, terms)
-                self._log_step(outputs, batch_size_of(batch))
-                return None
         self._log_step(outputs, batch_size_of(batch))
         return outputs
 
