@@ -30,6 +30,7 @@ class ToyConfig(MethodConfig):
     dropout: float = 0.25
     queue_size: int = 8
     nan_steps: list[int] = field(default_factory=list)
+    nan_rank: int = -1  # ≥ 0: only this rank's loss turns non-finite at nan_steps
 
 
 @register_method("toy")
@@ -56,7 +57,8 @@ class ToyMethod(BaseMethod):
             self.queue = torch.roll(self.queue, n, 0)
             self.queue[:n] = feats[:n].detach()
             self.enqueued += n
-        if self.global_step in self.cfg.method.nan_steps:
+        nan_rank = self.cfg.method.nan_rank
+        if self.global_step in self.cfg.method.nan_steps and nan_rank in (-1, self.global_rank):
             loss = loss * float("nan")
         self.seen_indices.extend(batch["index"].tolist())
         return {"loss": loss, "mse": mse}

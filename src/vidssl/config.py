@@ -67,6 +67,7 @@ RESUMABLE_KEYS = frozenset(
         "data.pin_memory",
         "data.persistent_workers",
         "data.prefetch_factor",
+        "data.augment_on",
     }
 )
 
@@ -78,7 +79,11 @@ class DataConfig:
     ``media`` holds the frames the encoder is trained on (default per catalog, e.g.
     ``root/UCF-101``) and ``modality`` says what they are (recorded in the exported encoder);
     ``flow_media`` makes the data two-stream (RGB + flow at the same frames). ``augmentation``
-    names the view policy (`vidssl.data.dataset_builder.build_view_policy`).
+    names the view policy (`vidssl.data.dataset_builder.build_view_policy`). ``augment_on``
+    says where the photometric tail of that policy (colour jitter, grey, blur, flip,
+    normalisation) runs: ``cpu`` in the data-loader workers, or ``device``: workers ship uint8
+    crops and packed parameters, and `vidssl.methods.base.BaseMethod` finishes the views batched
+    on the device the batch is on (`vidssl.data.device_augment`); same views up to float rounding.
     """
 
     dataset: str = "ucf101"
@@ -87,6 +92,7 @@ class DataConfig:
     flow_media: str | None = None
     modality: Literal["rgb", "flow"] = "rgb"
     augmentation: Literal["coclr", "base", "null"] = "coclr"
+    augment_on: Literal["cpu", "device"] = "cpu"
     split: str = "train"
     split_id: int = 1
     seq_len: int = 32
@@ -211,12 +217,15 @@ class Config:
 def available_presets() -> list[str]:
     """Names of the packaged training presets (``method/dataset_stream``), sorted.
 
-    Evaluation presets (``configs/eval/``) have their own schema and are not listed.
+    Evaluation presets (``configs/eval/``) and schedules (``*_schedule``, see
+    `vidssl.pretrain_schedule`) have their own formats and are not listed.
     """
     names = (
         p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml")
     )
-    return sorted(name for name in names if not name.startswith("eval/"))
+    return sorted(
+        name for name in names if not name.startswith("eval/") and not name.endswith("_schedule")
+    )
 
 
 def preset_path(name: str) -> Path:

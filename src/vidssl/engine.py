@@ -45,6 +45,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from vidssl.config import Config, config_differences, save_resolved
+from vidssl.data import device_augment
 from vidssl.engine_loader import ResumableLoader, build_eval_loader, build_train_loader
 from vidssl.errors import CheckpointError, ConfigError
 from vidssl.methods.base import BaseMethod
@@ -383,6 +384,7 @@ def fit(
     if isinstance(loader, ResumableLoader):
         loader.set_distributed(trainer.global_rank, trainer.world_size)
     method.steps_per_epoch = _steps_per_epoch(loader, trainer.world_size)
+    method.batch_augment = device_augment.augment_of(loader.dataset) or method.batch_augment
     if val_data is not None and not isinstance(val_data, DataLoader):
         val_data = build_eval_loader(val_data, cfg)
     if trainer.is_global_zero:

@@ -196,3 +196,16 @@ def test_crop_bounds() -> None:
     with pytest.raises(DataError):
         ops.crop(x, 3, 0, 2, 2)
     assert math.isclose(ops.to_float(x).sum().item(), x.sum().item())
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("size", [(128, 128), (112, 150), (300, 400)])
+def test_uint8_clip_resize_is_within_one_level_of_pil(mode, size):
+    frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    pil_mode = Image.BICUBIC if mode == "bicubic" else Image.BILINEAR
+    expected = np.asarray(Image.fromarray(frame).resize(size[::-1], pil_mode)).astype(int)
+    clip = torch.from_numpy(np.stack([frame, frame])).permute(3, 0, 1, 2)  # C×T×H×W view of THWC
+    out = ops.resize(clip, size, mode)
+    assert out.dtype == torch.uint8 and out.shape == (3, 2, *size)
+    got = out.permute(1, 2, 3, 0).numpy().astype(int)
+    assert np.abs(got[0] - expected).max() <= 1 and np.array_equal(got[0], got[1])

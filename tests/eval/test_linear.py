@@ -5,6 +5,7 @@ import torch
 from vidssl.eval.config import LinearSettings
 from vidssl.eval.linear import (
     epoch_lr_factor,
+    fused_topk_accuracy,
     mean_probabilities,
     topk_accuracy,
     train_linear_probe,
@@ -62,3 +63,13 @@ def test_softmax_is_averaged_per_video_over_windows():
     torch.testing.assert_close(probs[1], torch.tensor([1 - q, q]).float())
     acc = topk_accuracy(probs, np.array([0, 0]), ks=(1, 2))
     assert acc == {"top1": 0.5, "top2": 1.0}
+
+
+def test_fused_accuracy_averages_common_videos_with_the_first_streams_labels():
+    rgb = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    flow = torch.tensor([[0.1, 0.9], [0.5, 0.5]])
+    first = (rgb, np.array(["a", "b", "c"]), np.array([0, 1, 0]))
+    second = (flow, np.array(["c", "a"]), np.array([9, 9]))  # labels of the 2nd stream unused
+    # a: (0.9 + 0.5) / 2 = 0.7 -> class 0 (label 0, hit); c: (0.6 + 0.1) / 2 = 0.35 -> class 1
+    # (label 0, miss); b is scored by one stream only and left out.
+    assert fused_topk_accuracy(first, second) == {"top1": 0.5, "top5": 1.0, "videos": 2}

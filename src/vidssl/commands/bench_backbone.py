@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from vidssl.commands.bench_common import environment, int_option, torch_threads, write_report
 from vidssl.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -101,15 +100,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(value: int | None, default: int, option: str, *, allow_zero: bool = False) -> int:
-    if value is None:
-        return default
-    if value < (0 if allow_zero else 1):
-        bound = "≥ 0" if allow_zero else "≥ 1"
-        raise UserError(f"{option}: expected an integer {bound}, got {value}")
-    return value
-
-
 def _devices(requested: list[str] | None) -> list[str]:
     import torch
 
@@ -137,7 +127,7 @@ def plan_cases(args: argparse.Namespace) -> list[BenchCase]:
 
     cases: list[BenchCase] = []
     for device in _devices(args.device):
-        batch = _positive(args.batch_size, 8 if device == "cuda" else 2, "--batch-size")
+        batch = int_option(args.batch_size, 8 if device == "cuda" else 2, "--batch-size")
         quick_cpu = args.quick and device == "cpu"
         formats = args.memory_formats or (["contiguous"] if quick_cpu else list(MEMORY_FORMATS))
         for name in _backbone_names(args.backbones):
@@ -282,18 +272,6 @@ def best_memory_formats(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-def _environment() -> dict[str, Any]:
-    import torch
-
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def _format_row(entry: dict[str, Any]) -> str:
     clip = f"{entry['batch_size']}x{entry['frames']}x{entry['height']}x{entry['width']}"
     head = (
@@ -325,33 +303,24 @@ def run(args: argparse.Namespace) -> int:
     """Measures every planned case, prints a table and writes JSON if ``--out`` is given."""
     import torch
 
-    from vidssl.utils.io import atomic_write_text
-
-    previous_threads = torch.get_num_threads()
-    threads = _positive(args.threads, 1 if args.quick else previous_threads, "--threads")
-    warmup = _positive(args.warmup, 0 if args.quick else 3, "--warmup", allow_zero=True)
-    iters = _positive(args.iters, 2 if args.quick else 10, "--iters")
+    threads = int_option(args.threads, 1 if args.quick else torch.get_num_threads(), "--threads")
+    warmup = int_option(args.warmup, 0 if args.quick else 3, "--warmup", minimum=0)
+    iters = int_option(args.iters, 2 if args.quick else 10, "--iters")
     cases = plan_cases(args)
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         results = _measure_all(cases, warmup, iters)
-        environment = _environment()
-    finally:
-        torch.set_num_threads(previous_threads)
+        machine = environment()
     report = {
         "benchmark": "backbone",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "quick": bool(args.quick),
         "method": "train-mode forward + backward of mean(output²) on random clips; one untimed "
         f"step recording saved activations, {warmup} warm-up and {iters} timed steps per case",
-        "environment": environment,
+        "environment": machine,
         "results": results,
         "memory_format_summary": best_memory_formats(results),
     }
     for entry in results:
         print(_format_row(entry))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
-        logger.info("wrote %s", args.out)
+    write_report(args.out, report)
     return 0

@@ -28,9 +28,7 @@ import argparse
 import copy
 import datetime
 import itertools
-import json
 import logging
-import platform
 import statistics
 import tempfile
 import time
@@ -39,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from vidssl.commands.bench_common import environment, int_option, torch_threads, write_report
 from vidssl.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -87,14 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch (quick: 1)")
 
 
-def _pick(value: int | float | None, default: int | float, option: str, minimum: int = 1) -> Any:
-    if value is None:
-        return default
-    if value < minimum:
-        raise UserError(f"{option}: expected a number ≥ {minimum}, got {value}")
-    return value
-
-
 def resolve_settings(args: argparse.Namespace) -> TrainBenchSettings:
     """Fills the defaults for the device and ``--quick`` and checks the values."""
     import torch
@@ -116,13 +107,13 @@ def resolve_settings(args: argparse.Namespace) -> TrainBenchSettings:
         precision=args.precision,
         backbone=args.backbone,
         width_mult=float(width),
-        batch_size=_pick(args.batch_size, sizes["batch"], "--batch-size"),
-        frames=_pick(args.frames, sizes["frames"], "--frames"),
-        size=_pick(args.size, sizes["size"], "--size"),
-        queue_size=_pick(args.queue_size, sizes["queue"], "--queue-size"),
-        steps=_pick(args.steps, 3 if args.quick else 20, "--steps", 2),
-        warmup=_pick(args.warmup, 1 if args.quick else 5, "--warmup", 0),
-        rounds=_pick(args.rounds, 1 if args.quick else 2, "--rounds"),
+        batch_size=int_option(args.batch_size, sizes["batch"], "--batch-size"),
+        frames=int_option(args.frames, sizes["frames"], "--frames"),
+        size=int_option(args.size, sizes["size"], "--size"),
+        queue_size=int_option(args.queue_size, sizes["queue"], "--queue-size"),
+        steps=int_option(args.steps, 3 if args.quick else 20, "--steps", 2),
+        warmup=int_option(args.warmup, 1 if args.quick else 5, "--warmup", 0),
+        rounds=int_option(args.rounds, 1 if args.quick else 2, "--rounds"),
     )
     if settings.queue_size % settings.batch_size:
         raise UserError(
@@ -315,35 +306,16 @@ def measure(settings: TrainBenchSettings) -> dict[str, Any]:
     }
 
 
-def _environment() -> dict[str, Any]:
+def run(args: argparse.Namespace) -> int:
+    """Measures both loops, prints one line per side and writes JSON if ``--out`` is given."""
     import lightning
     import torch
 
-    return {
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
-def run(args: argparse.Namespace) -> int:
-    """Measures both loops, prints one line per side and writes JSON if ``--out`` is given."""
-    import torch
-
-    from vidssl.utils.io import atomic_write_text
-
     settings = resolve_settings(args)
-    previous_threads = torch.get_num_threads()
-    threads = _pick(args.threads, 1 if args.quick else previous_threads, "--threads")
-    torch.set_num_threads(threads)
-    try:
+    threads = int_option(args.threads, 1 if args.quick else torch.get_num_threads(), "--threads")
+    with torch_threads(threads):
         results = measure(settings)
-        environment = _environment()
-    finally:
-        torch.set_num_threads(previous_threads)
+        machine = environment(lightning=lightning.__version__)
     report = {
         "benchmark": "train",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -352,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
         "progress bar off) vs a bare PyTorch loop on the same device-resident batch; time from "
         "batch start to batch start with a device sync at each start; median of the timed steps",
         "settings": asdict(settings),
-        "environment": environment,
+        "environment": machine,
         **results,
     }
     for side in ("bare", "vidssl"):
@@ -361,8 +333,5 @@ def run(args: argparse.Namespace) -> int:
         f"ratio   {results['ratio']:10.3f} (target ≤ {TARGET_RATIO}); overhead "
         f"{results['overhead_ms']:.2f} ms/step"
     )
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
-        logger.info("wrote %s", args.out)
+    write_report(args.out, report)
     return 0

@@ -7,6 +7,7 @@ Every option becomes a ``key=value`` override of the eval preset (``--preset``),
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 # flag dest -> config key
@@ -114,3 +115,24 @@ def print_results(record: dict[str, Any]) -> None:
     if record["skipped"]["count"]:
         print(f"skipped {record['skipped']['count']} unreadable videos (listed in the JSON)")
     print(f"wrote {record['files']['json']} and {record['files']['markdown']}")
+
+
+def run_eval(
+    args: argparse.Namespace, runner: Callable[..., dict[str, Any]], extra: dict[str, str]
+) -> int:
+    """The body of every ``vidssl eval`` command; returns 0.
+
+    Resolves the settings first (so a bad setting fails before any weights are read), loads the
+    encoders, runs ``runner(encoder, cfg, flow_encoder=flow)`` and prints its record.
+
+    Args:
+        args: The parsed options (`add_common_arguments` plus the command's own).
+        runner: `run_retrieval`, `run_linear_probe` or `run_finetune`.
+        extra: The command's own ``flag dest -> config key`` overrides.
+    """
+    from vidssl.eval.config import load_eval_config
+
+    cfg = load_eval_config(args.preset, overrides_from(args, extra))
+    encoder, flow = load_encoders(args)
+    print_results(runner(encoder, cfg, flow_encoder=flow))
+    return 0

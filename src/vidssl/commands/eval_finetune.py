@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidssl.commands.eval_common import (
-    add_common_arguments,
-    load_encoders,
-    overrides_from,
-    print_results,
-)
+from vidssl.commands.eval_common import add_common_arguments, run_eval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fine-tunes and tests, prints the accuracies, writes finetune.json / finetune.md."""
-    from vidssl.eval.config import load_eval_config
     from vidssl.eval.finetune import run_finetune
 
-    extra = {"epochs": "finetune.epochs", "crops": "finetune.crops"}
-    cfg = load_eval_config(args.preset, overrides_from(args, extra))
-    encoder, flow = load_encoders(args)
-    print_results(run_finetune(encoder, cfg, flow_encoder=flow))
-    return 0
+    return run_eval(args, run_finetune, {"epochs": "finetune.epochs", "crops": "finetune.crops"})

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidssl.commands.eval_common import (
-    add_common_arguments,
-    load_encoders,
-    overrides_from,
-    print_results,
-)
+from vidssl.commands.eval_common import add_common_arguments, run_eval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Trains and tests the probe, prints top-1/top-5, writes linear.json / linear.md."""
-    from vidssl.eval.config import load_eval_config
     from vidssl.eval.linear import run_linear_probe
 
-    cfg = load_eval_config(args.preset, overrides_from(args, {"epochs": "linear.epochs"}))
-    encoder, flow = load_encoders(args)
-    print_results(run_linear_probe(encoder, cfg, flow_encoder=flow))
-    return 0
+    return run_eval(args, run_linear_probe, {"epochs": "linear.epochs"})

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidssl.commands.eval_common import (
-    add_common_arguments,
-    load_encoders,
-    overrides_from,
-    print_results,
-)
+from vidssl.commands.eval_common import add_common_arguments, run_eval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +29,4 @@ def run(args: argparse.Namespace) -> int:
     """Runs retrieval, prints R@k, writes retrieval.json / retrieval.md; returns 0."""
     from vidssl.eval.run import run_retrieval
 
-    overrides = overrides_from(args, {"protocol": "retrieval.protocol"})
-    from vidssl.eval.config import load_eval_config
-
-    cfg = load_eval_config(args.preset, overrides)  # bad settings fail before loading weights
-    encoder, flow = load_encoders(args)
-    print_results(run_retrieval(encoder, cfg, flow_encoder=flow))
-    return 0
+    return run_eval(args, run_retrieval, {"protocol": "retrieval.protocol"})

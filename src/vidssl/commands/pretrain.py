@@ -10,17 +10,7 @@ prints a one-line summary.
 from __future__ import annotations
 
 import argparse
-import time
-import warnings
 from pathlib import Path
-from typing import Any
-
-#: Lightning messages that say nothing useful about a vidssl run (torch 2.13 treespec
-#: deprecation inside Lightning; the logging-interval hint on tiny runs).
-_QUIET_WARNINGS = (
-    r".*isinstance\(treespec, LeafSpec\).*",
-    r".*smaller than the logging interval.*",
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Examples: vidssl pretrain infonce/tiny data.root=data/synth; vidssl pretrain "
         "infonce/ucf101_rgb data.root=data/ucf101 trainer.devices=2. Outputs in trainer.run_dir: "
-        "checkpoints/ (last.ckpt, epoch_NNNN.ckpt), metrics.csv, config.yaml, env.json, encoder/."
+        "checkpoints/ (last.ckpt, epoch_NNNN.ckpt), metrics.csv, config.yaml, env.json, encoder/. "
+        "A schedule preset (coclr/ucf101_schedule) runs all its stages, each in its own "
+        "sub-directory, and prints retrieval R@k per stage; re-running it continues."
     )
     parser.add_argument("config", metavar="PRESET", help="preset name (infonce/tiny) or YAML path")
     parser.add_argument(
@@ -37,20 +29,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
-def _final_loss_callback() -> Any:
-    from lightning.pytorch.callbacks import Callback
+def _run_schedule(args: argparse.Namespace) -> int:
+    from vidssl.pretrain_schedule import (
+        format_table,
+        load_schedule,
+        plan_stages,
+        run_schedule,
+        split_overrides,
+    )
 
-    class LastLoss(Callback):
-        """Keeps the last training loss (as a tensor: no host sync per step)."""
-
-        def __init__(self) -> None:
-            self.loss: Any = None
-
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args) -> None:
-            if isinstance(outputs, dict) and "loss" in outputs:
-                self.loss = outputs["loss"].detach()
-
-    return LastLoss()
+    if args.dry_run:
+        spec = load_schedule(args.config)
+        names = sorted({s.name for s in (*spec.seed, *spec.cycle)})
+        settings, _, _ = split_overrides(args.overrides, names)
+        root = Path(settings.get("trainer.run_dir", spec.run_dir))
+        for stage in plan_stages(spec, root):
+            seeds = ", ".join(str(p) for p in stage.pretrain_dirs) or "-"
+            print(f"{stage.index:2d} {stage.label}: {stage.spec.preset} ({stage.spec.stream}) "
+                  f"in {stage.directory}; pretrain: {seeds}")  # fmt: skip
+        return 0
+    records = run_schedule(args.config, args.overrides)
+    print(format_table(records))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,49 +58,16 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from vidssl.config import load_config
+    from vidssl.pretrain_schedule import is_schedule
+    from vidssl.pretraining import run_pretraining
 
+    if is_schedule(args.config):
+        return _run_schedule(args)
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None), end="")
         return 0
-    for message in _QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message)
-
-    from vidssl.data.dataset_builder import build_pretrain_dataset
-    from vidssl.engine import fit
-    from vidssl.methods.registry import build_method
-    from vidssl.models.checkpoint_export import export_encoder
-
-    dataset = build_pretrain_dataset(cfg)
-    method = build_method(cfg)
-    run_dir = Path(cfg.trainer.run_dir)
-    last_loss = _final_loss_callback()
-    start = time.perf_counter()
-    trainer = fit(method, dataset, cfg, run_dir, callbacks=[last_loss])
-    seconds = time.perf_counter() - start
-    if not trainer.is_global_zero:
-        return 0
-    d = cfg.data
-    export_encoder(
-        method.backbone,
-        run_dir / "encoder",
-        modality=d.modality,
-        normalization="imagenet",  # the CoCLR view policies normalise with ImageNet statistics
-        input_size=(d.seq_len, d.img_size, d.img_size),
-        source={
-            "method": cfg.method.name,
-            "config": str(args.config),
-            "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
-            "global_step": int(trainer.global_step),
-        },
-    )
-    loss = "n/a" if last_loss.loss is None else f"{float(last_loss.loss):.4f}"
-    skipped = dataset.failures()
-    names = dataset.failed_videos()
-    shown = (": " + ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")) if skipped else ""
-    print(
-        f"pretrain {cfg.method.name}: {trainer.global_step} steps, final loss {loss}, "
-        f"{seconds:.1f} s, skipped {skipped} unreadable videos{shown}; "
-        f"encoder in {run_dir / 'encoder'}"
-    )
+    result = run_pretraining(cfg, source=str(args.config))
+    if result.encoder_dir is not None:
+        print(result.summary(cfg.method.name))
     return 0

@@ -56,7 +56,8 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
     ``data.img_size``. The videos are split ``data.split`` / ``data.split_id`` of catalog
     ``data.dataset`` under ``data.root``, read from ``data.media`` (default per catalog). With
     ``data.flow_media`` the dataset is two-stream: the flow table is aligned with the RGB one
-    and items carry ``"flow_views"``.
+    and items carry ``"flow_views"``. With ``data.augment_on=device`` the views are uint8 crops
+    and items carry ``"device_params"`` (finished by `vidssl.data.device_augment`).
 
     Raises:
         DataError: missing root, split files or media.
@@ -70,6 +71,8 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
             d.dataset, d.root, d.split, split_id=d.split_id, media=d.flow_media
         )
         table, flow_table = catalogs.align(table, flow_table)
-    views = build_view_policy(d.augmentation, d.num_views, d.img_size)
+    views = build_view_policy(
+        d.augmentation, d.num_views, d.img_size, on_device=d.augment_on == "device"
+    )
     sampler = MultiRandomClips(d.num_views, d.seq_len, d.ds)
     return MultiViewDataset(table, sampler, views, flow_table=flow_table)

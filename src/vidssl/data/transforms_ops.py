@@ -107,17 +107,27 @@ def resize(
     """Resizes every frame to ``size = (height, width)`` with one ``F.interpolate`` call.
 
     With ``antialias=True`` (default) bilinear/bicubic match PIL's ``Image.resize`` (Keys cubic
-    ``a = −0.5``, support widened when shrinking). uint8 input is resized in float and rounded back
-    to uint8 (clamped to ``[0, 255]``); float input is not clamped (it may be normalised).
+    ``a = −0.5``, support widened when shrinking). A uint8 ``C×T×H×W`` clip on the CPU uses torch's
+    fixed-point uint8 kernels (PIL's arithmetic, within ±1 of it); other uint8 input is resized
+    in float and rounded back (clamped to ``[0, 255]``); float input is not clamped.
     """
     if interpolation not in ("bilinear", "bicubic"):
         raise ConfigError(f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}")
     height, width = int(size[0]), int(size[1])
     if tuple(x.shape[-2:]) == (height, width):
         return x
+    is_uint8 = x.dtype == torch.uint8
+    if is_uint8 and x.device.type == "cpu" and x.dim() == 4 and x.shape[0] in (1, 2, 3):
+        # C×T×H×W uint8 (decoded THWC frames seen channel-first): torch's fixed-point uint8
+        # kernels on T×C×H×W channels-last frames are ~10× faster than float and round like PIL.
+        frames = x.transpose(0, 1).contiguous(memory_format=torch.channels_last)
+        out = F.interpolate(
+            frames, size=(height, width), mode=interpolation, align_corners=False,
+            antialias=antialias,
+        )  # fmt: skip
+        return out.transpose(0, 1).contiguous()  # C×T×H×W: later float ops run 2-3× faster
     lead = x.shape[:-2]
     flat = x.reshape(1, -1, *x.shape[-2:])
-    is_uint8 = x.dtype == torch.uint8
     if is_uint8:
         flat = flat.to(torch.float32)
     out = F.interpolate(

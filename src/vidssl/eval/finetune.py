@@ -37,8 +37,7 @@ from vidssl.eval.clips import VideoClips, clip_loader
 from vidssl.eval.config import EvalConfig, FinetuneSettings
 from vidssl.eval.encoders import InputSpec, adapt_input
 from vidssl.eval.features import ClipOutputs, resolve_device, run_on_clips
-from vidssl.eval.fusion import fuse_probabilities
-from vidssl.eval.linear import epoch_lr_factor, topk_accuracy
+from vidssl.eval.linear import epoch_lr_factor, fused_topk_accuracy, topk_accuracy
 from vidssl.optim import build_optimizer, build_param_groups
 
 __all__ = [
@@ -264,12 +263,8 @@ def run_finetune(
         best = modes.get(settings.crops, modes["five"])
         fused_inputs.append((best, stream.test.video_keys()[rows], labels))
     if len(fused_inputs) == 2:
-        (pa, ka, la), (pb, kb, _) = fused_inputs
-        fused, ids = fuse_probabilities(pa, pb, ka, kb)
-        label_of = dict(zip(ka.tolist(), la))
-        labels = np.array([label_of[k] for k in ids.tolist()])
-        results["fused"] = {**topk_accuracy(fused, labels), "videos": len(ids)}
-    stride = max(data.seq_len * data.ds // 2 - 1, 1)
+        results["fused"] = fused_topk_accuracy(*fused_inputs)
+    stride = SlidingWindows(data.seq_len, data.ds).window_stride
     protocol = {
         "train_split": data.train_split,
         "test_split": data.test_split,

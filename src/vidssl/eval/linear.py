@@ -32,6 +32,7 @@ from vidssl.optim import build_optimizer, lr_multiplier
 
 __all__ = [
     "LinearProbe",
+    "fused_topk_accuracy",
     "mean_probabilities",
     "run_linear_probe",
     "topk_accuracy",
@@ -150,6 +151,25 @@ def topk_accuracy(
     return out
 
 
+def fused_topk_accuracy(
+    first: tuple[torch.Tensor, np.ndarray, np.ndarray],
+    second: tuple[torch.Tensor, np.ndarray, np.ndarray],
+) -> dict[str, Any]:
+    """Top-1/top-5 of two streams' averaged probabilities (`fuse_probabilities`).
+
+    Args:
+        first: ``(probabilities [V1, K], video ids [V1], labels [V1])`` of the first stream.
+        second: The same for the second stream (its labels are not needed).
+
+    Returns:
+        ``{"top1", "top5", "videos"}`` over the videos both streams scored.
+    """
+    fused, ids = fuse_probabilities(first[0], second[0], first[1], second[1])
+    label_of = dict(zip(first[1].tolist(), first[2]))
+    labels = np.array([label_of[k] for k in ids.tolist()])
+    return {**topk_accuracy(fused, labels), "videos": len(ids)}
+
+
 def _train_features(cfg: EvalConfig, stream: Any) -> tuple[ClipOutputs, list[str]]:
     from vidssl.eval.run import extract
 
@@ -237,10 +257,7 @@ def run_linear_probe(
         probs.append((video_probs, stream.test.video_keys()[rows], test.labels[rows]))
         logger.info("linear probe %s: top1 %.2f", stream.name, 100 * accuracy["top1"])
     if len(probs) == 2:
-        fused, ids = fuse_probabilities(probs[0][0], probs[1][0], probs[0][1], probs[1][1])
-        label_of = dict(zip(probs[0][1].tolist(), probs[0][2]))
-        labels = np.array([label_of[k] for k in ids.tolist()])
-        results["fused"] = {**topk_accuracy(fused, labels), "videos": len(ids)}
+        results["fused"] = fused_topk_accuracy(*probs)
     protocol = clip_protocol_record(cfg, "full")
     protocol.update(
         train_clips=cfg.linear.train_clips,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vidssl.data.catalogs import VideoTable, align, load
+from vidssl.data.sampling import SlidingWindows
 from vidssl.eval.config import EvalConfig, load_eval_config
 from vidssl.eval.encoders import EvalEncoder, load_eval_encoder
 from vidssl.eval.features import ClipOutputs, extract_features, protocol_clips
@@ -160,7 +161,7 @@ def dataset_record(cfg: EvalConfig) -> dict[str, Any]:
 def clip_protocol_record(cfg: EvalConfig, protocol: str) -> dict[str, Any]:
     """``protocol`` entry: splits, clips, crops, resolution, seq_len."""
     data = cfg.data
-    stride = max(data.seq_len * data.ds // 2 - 1, 1)
+    stride = SlidingWindows(data.seq_len, data.ds).window_stride
     windows = f"all sliding windows (stride {stride})"
     clips = {
         "coclr": (windows, "one random clip per video (seeded)"),

@@ -16,6 +16,7 @@ A method subclass (one small file, registered with ``@register_method``):
   outermost call is processed): the dict is checked for a non-finite loss, logged, and handed to
   Lightning;
 - keeps any non-tensor state in ``extra_state()`` / ``load_extra_state(state)``;
+- may override ``skip_optimizer_step()`` to run a step without updating the weights;
 - overrides ``learnable_named_parameters()`` to leave parameters out of the optimiser.
 """
 
@@ -35,6 +36,8 @@ import torch
 from torch import nn
 
 from vidssl.config import Config, MethodConfig
+from vidssl.data import device_augment
+from vidssl.data.transforms_batched import BatchedVideoAugment
 from vidssl.errors import UserError
 from vidssl.optim import build_optimizer, build_param_groups, build_scheduler
 
@@ -117,12 +120,16 @@ class BaseMethod(lightning.LightningModule):
         self.cfg = cfg
         self.steps_per_epoch: int | None = None
         self.skipped_steps = 0
+        self._drop_step = False
         self._in_training_step = False
         self._pending_rng: dict[str, Any] | None = None
         self._window_start: float | None = None
         self._window_samples = 0
         #: Latest loss and samples/s, shown by the engine's progress bar.
         self.progress_metrics: dict[str, float] = {}
+        #: Finishes ``data.augment_on=device`` batches; set by `vidssl.engine.fit` from the
+        #: dataset's view policy, else built from ``cfg.data`` on the first such batch.
+        self.batch_augment: BatchedVideoAugment | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` ~50 times per step; `nn.Module.__setattr__` costs
@@ -187,7 +194,40 @@ class BaseMethod(lightning.LightningModule):
         }
 
     # ------------------------------------------------------------------------------- steps
-    def _finish_training_step(self, outputs: Any, batch: Any) -> dict[str, Any] | None:
+    def skip_optimizer_step(self) -> bool:
+        """Whether the coming step must leave the weights alone (default: never).
+
+        Decided before the step runs, from state every rank shares (e.g. CoCLR's queue fill);
+        the step's forward and backward still run (so DDP stays in step), then the gradients
+        are dropped and the optimiser does not step. The step counter and schedule advance.
+        """
+        return False
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """Lightning's optimiser step, or only forward + backward when `skip_optimizer_step`."""
+        if optimizer_closure is None:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            return
+        if self.skip_optimizer_step():
+            optimizer_closure()
+            optimizer.zero_grad(set_to_none=True)
+            return
+        if self.cfg.trainer.nan_policy != "skip":
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            return
+        # nan_policy=skip: the step's own forward decides (every rank agrees, see
+        # _finish_training_step). Backward still runs, as DDP requires of every rank; a
+        # non-finite step's gradients are then dropped instead of stepping.
+        loss = optimizer_closure()
+        if self._drop_step:
+            self._drop_step = False
+            optimizer.zero_grad(set_to_none=True)
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, lambda: loss)
+
+    def _finish_training_step(self, outputs: Any, batch: Any) -> dict[str, Any]:
         if isinstance(outputs, torch.Tensor):
             outputs = {"loss": outputs}
         if not isinstance(outputs, dict) or "loss" not in outputs:
@@ -207,9 +247,8 @@ class BaseMethod(lightning.LightningModule):
                         "trainer.nan_policy=skip"
                     )
                 self.skipped_steps += 1
+                self._drop_step = True
                 log.warning("skipping step at %s: non-finite loss (%s)", where, terms)
-                self._log_step(outputs, batch_size_of(batch))
-                return None
         self._log_step(outputs, batch_size_of(batch))
         return outputs
 
@@ -238,6 +277,28 @@ class BaseMethod(lightning.LightningModule):
             logger.log_metrics(metrics, step=self.global_step)
             logger.save()
         self._window_start, self._window_samples = now, batch_size
+
+    # ---------------------------------------------------------------------------- batches
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """Moves the batch, leaving on-device augmentation parameters on the host."""
+        rest, params = device_augment.hold_params(batch)
+        moved = super().transfer_batch_to_device(rest, device, dataloader_idx)
+        return device_augment.restore_params(moved, params)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Finishes ``data.augment_on=device`` views where the batch is (GPU when present).
+
+        Subclasses see the same batch layout as with CPU augmentation (float normalised views,
+        no ``"device_params"``); see `vidssl.data.device_augment`.
+        """
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        if not device_augment.has_params(batch):
+            return batch
+        if self.batch_augment is None:
+            self.batch_augment = device_augment.augment_from_config(self.cfg.data)
+        return device_augment.augment_batch(batch, self.batch_augment)
 
     # -------------------------------------------------------------------------- checkpoints
     def extra_state(self) -> dict[str, Any]:

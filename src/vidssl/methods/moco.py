@@ -315,13 +315,23 @@ class MomentumContrastMethod(BaseMethod):
         momentum_update(*self._ema_parameters, self.cfg.method.momentum)
 
     @torch.no_grad()
-    def compute_keys(self, clips: torch.Tensor) -> torch.Tensor:
-        """EMA update, then L2-normalised keys of ``clips`` (batch-shuffled under ``shuffle``)."""
-        self.update_key_encoder()
+    def encode_keys(self, clips: torch.Tensor) -> torch.Tensor:
+        """L2-normalised keys of ``clips`` by the key encoder as it is (no EMA step).
+
+        Under ``batch_norm=shuffle`` the clips are batch-shuffled across ranks before the key
+        encoder and the keys unshuffled after it, so row ``i`` of the result is always the key of
+        ``clips[i]``.
+        """
         if self.cfg.method.batch_norm != "shuffle":
             return self.encoder_k(clips)
         shuffled, unshuffle_index = batch_shuffle(clips)
         return batch_unshuffle(self.encoder_k(shuffled), unshuffle_index)
+
+    @torch.no_grad()
+    def compute_keys(self, clips: torch.Tensor) -> torch.Tensor:
+        """EMA update, then L2-normalised keys of ``clips`` (`encode_keys`)."""
+        self.update_key_encoder()
+        return self.encode_keys(clips)
 
     def enqueue(
         self,
@@ -374,6 +384,20 @@ class MomentumContrastMethod(BaseMethod):
         """
         raise NotImplementedError
 
+    def training_views(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """The clips of the stream being trained: ``[query clip, key clip]`` (``views``)."""
+        return batch["views"]
+
+    def extra_terms(
+        self, outputs: dict[str, Any], batch: dict[str, Any], queue: QueueSnapshot
+    ) -> dict[str, Any]:
+        """Hook run after the keys and the main loss, before this step's keys are enqueued.
+
+        Subclasses add loss terms here (CVTCL's sub-clip losses) and return the updated
+        outputs; ``queue`` is the queue the main loss used. The default returns ``outputs``.
+        """
+        return outputs
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Lightning's step: `contrastive_step` (then logged and NaN-checked by the base)."""
         return self.contrastive_step(batch)
@@ -382,20 +406,19 @@ class MomentumContrastMethod(BaseMethod):
         """One contrastive step without the trainer: query, EMA, keys, loss, enqueue, metrics.
 
         Returns:
-            ``{"loss", "top1", "top5", "queue_fill"}`` (0-dim tensors; ``loss`` has a graph).
+            ``{"loss", "top1", "top5", "queue_fill"}`` (0-dim tensors; ``loss`` has a graph),
+            plus whatever `extra_terms` adds.
         """
-        views = batch["views"]
+        views = self.training_views(batch)
         q = self.encoder_q(views[0])
         k = self.compute_keys(views[1])
         queue = self.queue.snapshot()
         logits = contrastive_logits(q, k, queue.keys, self.cfg.method.temperature)
         labels, groups = self.queue_metadata(batch)
         terms = self.contrastive_loss(logits, batch, labels, groups, queue)
-        self.enqueue(k, labels, groups)
         hits = topk_hit_rate(terms.logits, terms.positives, (1, 5))
-        return {
-            "loss": terms.loss,
-            "top1": hits[1],
-            "top5": hits[5],
-            "queue_fill": self.queue.fill_fraction(),
-        }
+        outputs = {"loss": terms.loss, "top1": hits[1], "top5": hits[5]}
+        outputs = self.extra_terms(outputs, batch, queue)
+        self.enqueue(k, labels, groups)
+        outputs["queue_fill"] = self.queue.fill_fraction()
+        return outputs
