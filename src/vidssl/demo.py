@@ -55,6 +55,7 @@ class DemoSettings:
     rgb_augmentation: str = "base"
     flow_augmentation: str = "null"
     infonce_steps: int = 100
+    coclr_steps: int = 100
     eval_clips: int = 4
     eval_crop: int = 64
     linear_epochs: int = 100
@@ -62,8 +63,8 @@ class DemoSettings:
     workers: int = 2
 
 
-QUICK = DemoSettings(infonce_steps=400)
-DEFAULT = DemoSettings(infonce_steps=1500)
+QUICK = DemoSettings(infonce_steps=300, coclr_steps=150)
+DEFAULT = DemoSettings(infonce_steps=1500, coclr_steps=600)
 
 
 def demo_settings(*, quick: bool = False, seed: int = 0, workers: int = 2) -> DemoSettings:
@@ -140,6 +141,31 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
         "trainer.log_every_n_steps=5",
         "trainer.checkpoint_every_n_steps=50",
         "trainer.checkpoint_every_n_epochs=0",
+    ]
+
+
+def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
+    """``coclr/tiny`` overrides for one CoCLR cycle on ``stream``.
+
+    RGB starts from InfoNCE RGB and mines with InfoNCE flow; flow (``reverse``) starts from
+    InfoNCE flow and mines with the CoCLR RGB encoder of the same cycle.
+    """
+    root = out / "data"
+    base = pretrain_overrides(s, root, "rgb", out / f"coclr_{stream}")
+    base = [o for o in base if not o.startswith(("trainer.max_steps", "data.augmentation"))]
+    if stream == "rgb":
+        pair = [out / "infonce_rgb", out / "infonce_flow"]
+        extra = [f'data.augmentation="{s.rgb_augmentation}"']
+    else:
+        pair = [out / "infonce_flow", out / "coclr_rgb"]
+        extra = [f'data.augmentation="{s.flow_augmentation}"', "method.reverse=true"]
+        extra.append("data.modality=flow")
+    return [
+        *base,
+        *extra,
+        f"data.flow_media={root / 'flow'}",
+        f"method.pretrain=[{pair[0]},{pair[1]}]",
+        f"trainer.max_steps={s.coclr_steps}",
     ]
 
 
@@ -269,6 +295,14 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
         )
         _pretrain("infonce/tiny", overrides, run_dir, s.infonce_steps)
         runs[f"InfoNCE {stream}"] = run_dir
+    for stream in STREAMS:
+        run_dir = out / f"coclr_{stream}"
+        progress.stage(
+            f"coclr_{stream}", f"CoCLR cycle on {stream}: {s.coclr_steps} steps -> {run_dir}"
+        )
+        _pretrain("coclr/tiny", coclr_overrides(s, out, stream), run_dir, s.coclr_steps)
+        runs[f"CoCLR {stream}"] = run_dir
+    inits.append("coclr")
     progress.stage("eval", f"evaluating {', '.join(inits)} on rgb, flow and rgb+flow")
     evaluation = _evaluate(s, out, inits)
     progress.stage("report", "writing plots and summary.json")

@@ -102,7 +102,7 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     results = summary["results"]
     assert set(results) == set(STREAMS)
     for stream in STREAMS:
-        assert set(results[stream]) == {"random", "pretrained"}
+        assert set(results[stream]) == {"random", "pretrained", "coclr"}
         for values in results[stream].values():
             assert set(values) == KEYS
             assert all(0.0 <= v <= 1.0 for v in values.values())
@@ -115,7 +115,7 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     # yet (seed 0: flow 0.27 vs 0.57 at 400 steps, 0.80 at 500; 30 test queries)
 
     # a re-run skips every finished stage and reproduces the numbers
-    checkpoint = out / "infonce_flow" / "checkpoints" / "last.ckpt"
+    checkpoint = out / "coclr_flow" / "checkpoints" / "last.ckpt"
     stamp = checkpoint.stat().st_mtime_ns
     started = time.perf_counter()
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
