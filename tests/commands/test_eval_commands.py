@@ -32,7 +32,8 @@ def test_retrieval_end_to_end(synth, tmp_path, capsys):
     record = json.loads((tmp_path / "retrieval.json").read_text())
     assert tuple(k for k in record if k in RECORD_KEYS) == RECORD_KEYS
     rgb = record["results"]["rgb"]
-    assert list(rgb) == ["R@1", "R@5", "R@10", "R@20", "R@50", "queries", "gallery"]
+    keys = ["R@1", "R@5", "R@10", "R@20", "R@50", "queries", "gallery", "degenerate_features"]
+    assert list(rgb) == keys and rgb["degenerate_features"] is False
     # split 01: 3 train (1 corrupt -> 2 in the gallery, one per class) / 4 test queries
     assert (rgb["queries"], rgb["gallery"]) == (4, 2)
     assert rgb["R@5"] == 1.0 and rgb["R@1"] in (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -45,7 +46,9 @@ def test_retrieval_end_to_end(synth, tmp_path, capsys):
 def test_linear_and_finetune_end_to_end(synth, tmp_path, capsys):
     assert cli.main(["eval", "linear", *common(synth, tmp_path), "--epochs", "3"]) == 0
     linear = json.loads((tmp_path / "linear.json").read_text())
-    assert set(linear["results"]["rgb"]) == {"top1", "top5", "videos", "train_clips"}
+    keys = {"top1", "top5", "videos", "train_clips", "degenerate_features"}
+    assert set(linear["results"]["rgb"]) == keys
+    assert linear["results"]["rgb"]["degenerate_features"] is False
     assert linear["results"]["rgb"]["videos"] == 4 and linear["settings"]["linear"]["epochs"] == 3
     assert linear["results"]["rgb"]["top5"] == 1.0  # 2 classes
     assert cli.main(["eval", "finetune", *common(synth, tmp_path), "--epochs", "1"]) == 0
@@ -93,9 +96,47 @@ def test_python_api_two_stream_fusion(synth, tmp_path):
     record = run_retrieval(enc, "tiny", overrides=overrides, flow_encoder=enc, out=tmp_path)
     results = record["results"]
     assert set(results) == {"rgb", "flow", "fused"}
-    assert results["fused"] == results["rgb"] == results["flow"]
+    assert results["rgb"] == results["flow"] and results["rgb"]["degenerate_features"] is False
+    assert results["fused"] == {
+        k: v for k, v in results["rgb"].items() if k != "degenerate_features"
+    }
     assert set(record["encoders"]) == {"rgb", "flow"}
     overrides.append("linear.epochs=2")
     linear = run_linear_probe(enc, "tiny", overrides=overrides, flow_encoder=enc, out=tmp_path)
     assert linear["results"]["fused"]["top1"] == linear["results"]["rgb"]["top1"]
     assert linear["files"]["json"].endswith("linear.json")
+
+
+def test_constant_features_are_flagged_and_give_constant_predictions(synth, tmp_path, caplog):
+    """Regression: an encoder whose eval-mode output is ~1e-22 for any clip (like S3D at init)
+    gave exact chance with no hint why; the record now says ``degenerate_features``."""
+    from tests.eval.eval_helpers import IDENTITY, MeanBackbone
+
+    from vidssl.eval.encoders import EvalEncoder
+    from vidssl.eval.linear import run_linear_probe
+    from vidssl.eval.run import run_retrieval
+
+    tiny = EvalEncoder(_Tiny(MeanBackbone()), IDENTITY, {"kind": "test", "sha256": None})
+    overrides = [f"data.root={synth / 'synth'}", "linear.epochs=100"]
+    with caplog.at_level("WARNING", logger="vidssl.eval.features"):
+        linear = run_linear_probe(tiny, "tiny", overrides=overrides, out=tmp_path)
+        retrieval = run_retrieval(tiny, "tiny", overrides=overrides, out=tmp_path)
+    rgb = linear["results"]["rgb"]
+    # 4 test videos, 2 per class: one prediction for all of them is right for exactly half
+    assert rgb["degenerate_features"] is True and rgb["top1"] == 0.5
+    assert retrieval["results"]["rgb"]["degenerate_features"] is True
+    saved = json.loads((tmp_path / "linear.json").read_text())
+    assert saved["results"]["rgb"]["degenerate_features"] is True
+    for split in ("linear probe rgb train", "linear probe rgb test", "retrieval rgb test"):
+        assert f"{split}: features are the same for every video" in caplog.text
+
+
+class _Tiny(torch.nn.Module):
+    """``MeanBackbone`` times 1e-22 (its bias too): input-dependent features at ~1e-22."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * 1e-22

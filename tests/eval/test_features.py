@@ -4,7 +4,14 @@ import torch
 from tests.eval.eval_helpers import IDENTITY, fake_encoder, video_table
 
 from vidssl.data.sampling import SlidingWindows
-from vidssl.eval.features import extract_features, protocol_clips
+from vidssl.eval.features import (
+    DEGENERATE_SPREAD,
+    ClipOutputs,
+    check_degenerate,
+    extract_features,
+    feature_spread,
+    protocol_clips,
+)
 
 SIZES = {"seq_len": 8, "img_size": 16, "crop_size": 32, "normalization": "none"}
 
@@ -62,3 +69,42 @@ def test_pcl_protocol_gives_ten_clips_per_video(table):
     out = extract_features(fake_encoder(), table, sampler, transform, progress=False)
     assert out.windows_per_video() == {0: 10, 1: 10, 2: 10}
     assert IDENTITY.in_channels == 3
+
+
+def test_feature_spread_is_the_largest_std_of_normalised_per_video_means():
+    feats = torch.tensor([[3.0, 4.0], [6.0, 8.0], [0.0, 1.0], [1.0, 0.0]])
+    # L2 rows: (.6, .8) twice for video 0, (0, 1), (1, 0): per-video means (.6, .8), (0, 1),
+    # (1, 0); unbiased std over videos: dim 0 sqrt(.50667 / 2), dim 1 sqrt(.56 / 2) (the max).
+    spread = feature_spread(feats, np.array([5, 5, 2, 9]))
+    assert spread == pytest.approx(np.sqrt(0.28), rel=1e-6)
+    # the same direction at any scale is one constant vector
+    assert feature_spread(torch.tensor([[1.0, 2.0], [3.0, 6.0]]), np.array([0, 1])) < 1e-7
+    assert np.isnan(feature_spread(feats, np.zeros(4, dtype=np.int64)))  # one video
+
+
+def test_tiny_features_are_degenerate_and_warned_about(caplog):
+    # eval-mode S3D at init outputs ~1e-22: F.normalize (eps 1e-12) leaves them ~1e-10, and the
+    # probe's BatchNorm (eps 1e-5) maps them to ~0: the same prediction for every video
+    tiny = torch.tensor([[1e-22, 2e-22], [3e-22, 1e-22], [2e-22, 2e-22]])
+    labels, paths = np.array([0, 1, 0]), np.array(["a", "b", "c"])
+    outputs = ClipOutputs(tiny[:, None], np.arange(3), np.zeros(3, dtype=np.int64), labels, paths)
+    assert feature_spread(tiny, np.arange(3)) < 1e-9
+    with caplog.at_level("WARNING", logger="vidssl.eval.features"):
+        assert check_degenerate(outputs, "linear probe rgb train") is True
+    assert "linear probe rgb train: features are the same for every video" in caplog.text
+    caplog.clear()
+    outputs.values = outputs.values * 1e20  # unit-scale features with different directions
+    assert check_degenerate(outputs, "x") is False and caplog.text == ""
+
+
+def test_initial_s3d_in_eval_mode_gives_degenerate_features_and_r3d_does_not():
+    from vidssl.models import build_backbone
+
+    clips = torch.randn(3, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    spreads = {}
+    for arch, width in (("s3d", 0.0625), ("r3d_18", 0.125)):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            feats = build_backbone(arch, width_mult=width).eval()(clips)
+        spreads[arch] = feature_spread(feats, np.arange(3))
+    assert spreads["s3d"] < DEGENERATE_SPREAD < spreads["r3d_18"]

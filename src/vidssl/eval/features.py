@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidssl.data.catalogs import VideoTable
@@ -42,8 +43,11 @@ from vidssl.eval.retrieval import get_protocol
 from vidssl.utils.io import atomic_write_bytes
 
 __all__ = [
+    "DEGENERATE_SPREAD",
     "ClipOutputs",
+    "check_degenerate",
     "extract_features",
+    "feature_spread",
     "protocol_clips",
     "resolve_device",
     "run_on_clips",
@@ -52,6 +56,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PCL_CLIPS = 10
+
+# Largest per-dimension std across videos of L2-normalised per-video features below which the
+# features are treated as one constant vector (float32 rounding of equal vectors is ~1e-7).
+DEGENERATE_SPREAD = 1e-5
 
 
 @dataclass
@@ -94,6 +102,47 @@ class ClipOutputs:
     def skipped(self) -> list[str]:
         """Paths of the skipped videos."""
         return [str(self.paths[row]) for row in sorted(self.failed)]
+
+
+def feature_spread(features: torch.Tensor, video: np.ndarray) -> float:
+    """Largest per-dimension std across videos of the L2-normalised per-video mean features.
+
+    Each clip's ``[D]`` feature is L2-normalised (``F.normalize``, as the probe and retrieval
+    do), averaged per video, and the std over videos is taken per dimension. 0 means every video
+    has the same feature; NaN for fewer than two videos.
+    """
+    rows, inverse = np.unique(np.asarray(video), return_inverse=True)
+    if len(rows) < 2:
+        return float("nan")
+    normed = F.normalize(features.double(), dim=1)
+    index = torch.as_tensor(inverse.reshape(-1))
+    sums = normed.new_zeros(len(rows), normed.shape[1]).index_add_(0, index, normed)
+    means = sums / torch.bincount(index, minlength=len(rows)).to(normed.dtype)[:, None]
+    return float(means.std(dim=0).max())
+
+
+def check_degenerate(outputs: ClipOutputs, desc: str) -> bool:
+    """True (and a warning) when the per-video features are (near-)constant across videos.
+
+    Such features make every probe prediction and every retrieval ranking the same for all
+    videos, so accuracy and recall sit exactly at chance. A randomly initialised or briefly
+    trained backbone in eval mode can do this: e.g. S3D, whose N(0, 0.01) convolutions shrink the
+    activations layer by layer while eval-mode BatchNorm (running statistics near their init)
+    does not renormalise them, outputs the same ~1e-22 features for any clip.
+    """
+    spread = feature_spread(outputs.features, outputs.video)
+    if not spread < DEGENERATE_SPREAD:  # NaN (one video) is not degenerate
+        return False
+    logger.warning(
+        "%s: features are the same for every video (spread %.1e < %.0e after L2 normalisation); "
+        "results will be at chance. The encoder's eval-mode output does not depend on its input "
+        "(e.g. an untrained or briefly trained backbone whose BatchNorm running statistics are "
+        "still near their init)",
+        desc,
+        spread,
+        DEGENERATE_SPREAD,
+    )
+    return True
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

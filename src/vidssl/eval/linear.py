@@ -227,7 +227,7 @@ def run_linear_probe(
     Returns:
         The result record: ``record["results"]["rgb"]["top1"]`` (fraction) and ``"top5"``.
     """
-    from vidssl.eval.features import resolve_device
+    from vidssl.eval.features import check_degenerate, resolve_device
     from vidssl.eval.run import as_config, clip_protocol_record, extract, finish, load_streams
 
     cfg = as_config(config, overrides)
@@ -240,6 +240,10 @@ def run_linear_probe(
         train, skipped[f"{stream.name}_{stream.train.split}"] = _train_features(cfg, stream)
         test = extract(cfg, stream, stream.test, "full", "query")
         skipped[f"{stream.name}_{stream.test.split}"] = test.skipped()
+        degenerate = [
+            check_degenerate(outputs, f"linear probe {stream.name} {table.split}")
+            for outputs, table in ((train, stream.train), (test, stream.test))
+        ]
         num_classes = len(stream.train.class_names)
         probe, _ = train_linear_probe(
             train.features,
@@ -253,7 +257,12 @@ def run_linear_probe(
             logits = probe(test.features.to(device)).cpu()
         video_probs, rows = mean_probabilities(logits, test.video)
         accuracy = topk_accuracy(video_probs, test.labels[rows])
-        results[stream.name] = {**accuracy, "videos": len(rows), "train_clips": len(train.video)}
+        results[stream.name] = {
+            **accuracy,
+            "videos": len(rows),
+            "train_clips": len(train.video),
+            "degenerate_features": any(degenerate),
+        }
         probs.append((video_probs, stream.test.video_keys()[rows], test.labels[rows]))
         logger.info("linear probe %s: top1 %.2f", stream.name, 100 * accuracy["top1"])
     if len(probs) == 2:

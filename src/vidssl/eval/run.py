@@ -20,7 +20,12 @@ from vidssl.data.catalogs import VideoTable, align, load
 from vidssl.data.sampling import SlidingWindows
 from vidssl.eval.config import EvalConfig, load_eval_config
 from vidssl.eval.encoders import EvalEncoder, load_eval_encoder
-from vidssl.eval.features import ClipOutputs, extract_features, protocol_clips
+from vidssl.eval.features import (
+    ClipOutputs,
+    check_degenerate,
+    extract_features,
+    protocol_clips,
+)
 from vidssl.eval.fusion import fuse_similarities
 from vidssl.eval.results import make_record, write_results
 from vidssl.eval.retrieval import (
@@ -259,6 +264,11 @@ def run_retrieval(
         results[stream.name] = _recall_dict(recall)
         results[stream.name]["queries"] = len(q_rows)
         results[stream.name]["gallery"] = len(g_rows)
+        degenerate = [
+            check_degenerate(outputs, f"retrieval {stream.name} {table.split}")
+            for outputs, table in ((query, stream.test), (gallery, stream.train))
+        ]
+        results[stream.name]["degenerate_features"] = any(degenerate)
         keys = (stream.test.video_keys()[q_rows], stream.train.video_keys()[g_rows])
         labels = (dict(zip(keys[0].tolist(), q_labels)), dict(zip(keys[1].tolist(), g_labels)))
         sims.append((cosine_similarity(q_feats, g_feats), keys, labels))
