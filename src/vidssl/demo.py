@@ -52,6 +52,9 @@ class DemoSettings:
     queue_size: int = 128
     lr: float = 1e-3
     momentum: float = 0.99
+    # The queue holds more keys than one epoch of train videos: mask a video's own (and its
+    # same-source siblings') older keys out of its negatives (InfoNCE method.mask_siblings).
+    mask_siblings: bool = True
     rgb_augmentation: str = "base"
     flow_augmentation: str = "null"
     infonce_steps: int = 100
@@ -133,7 +136,9 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
         f"method.queue_size={s.queue_size}",
         f"optim.lr={s.lr}",
         f"method.momentum={s.momentum}",
-        "trainer.epochs=100000",
+        f"method.mask_siblings={str(s.mask_siblings).lower()}",
+        "schedule.name=cosine",
+        f"trainer.epochs={_epochs_for(s.infonce_steps, data_root, s.batch_size)}",
         f"trainer.max_steps={s.infonce_steps}",
         f"trainer.seed={s.seed}",
         f"trainer.run_dir={run_dir}",
@@ -144,6 +149,14 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
     ]
 
 
+def _epochs_for(steps: int, data_root: Path, batch_size: int) -> int:
+    """Epochs that cover ``steps`` (the cosine schedule's horizon) on the train split."""
+    train_list = data_root / "ucfTrainTestlist" / "trainlist01.txt"
+    lines = train_list.read_text().splitlines() if train_list.is_file() else []
+    n_train = sum(1 for line in lines if line.strip()) or batch_size
+    return -(-steps // max(1, n_train // batch_size))
+
+
 def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
     """``coclr/tiny`` overrides for one CoCLR cycle on ``stream``.
 
@@ -152,7 +165,8 @@ def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
     """
     root = out / "data"
     base = pretrain_overrides(s, root, "rgb", out / f"coclr_{stream}")
-    base = [o for o in base if not o.startswith(("trainer.max_steps", "data.augmentation"))]
+    skip = ("trainer.max_steps", "trainer.epochs", "data.augmentation", "method.mask_siblings")
+    base = [o for o in base if not o.startswith(skip)]
     if stream == "rgb":
         pair = [out / "infonce_rgb", out / "infonce_flow"]
         extra = [f'data.augmentation="{s.rgb_augmentation}"']
@@ -165,6 +179,7 @@ def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
         *extra,
         f"data.flow_media={root / 'flow'}",
         f"method.pretrain=[{pair[0]},{pair[1]}]",
+        f"trainer.epochs={_epochs_for(s.coclr_steps, root, s.batch_size)}",
         f"trainer.max_steps={s.coclr_steps}",
     ]
 
