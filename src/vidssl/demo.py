@@ -290,11 +290,19 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
     Raises:
         UserError: ``out`` holds a demo made with other settings, or a stage failed on bad data.
     """
+    import os
+
+    import torch
+
     from vidssl.demo_report import print_table, write_plots, write_summary
 
     out = Path(out)
     s = settings
     _check_settings(out, s)
+    # Training runs with one data-loader worker: leave it a core, or both processes' thread pools
+    # contend for the same cores (--quick on 2 cores: 175 s with 2 threads; 152-159 s with one,
+    # even with a benchmark running alongside).
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress = Progress()
     root = out / "data"
     _make_data(s, root, progress)
