@@ -67,7 +67,7 @@ class DemoSettings:
 
 
 QUICK = DemoSettings(infonce_steps=300, coclr_steps=150)
-DEFAULT = DemoSettings(infonce_steps=1500, coclr_steps=600)
+DEFAULT = DemoSettings(infonce_steps=1000, coclr_steps=400)
 
 
 def demo_settings(*, quick: bool = False, seed: int = 0, workers: int = 2) -> DemoSettings:
