@@ -144,3 +144,36 @@ def test_tiny_schedule_runs_resumes_after_interruption_and_tables_every_stage(tm
     # the whole schedule again through the CLI: everything is finished, the table is printed
     assert cli.main(["pretrain", "coclr/tiny_schedule", *overrides]) == 0
     assert "| 4 | cycle1_flow_coclr | flow |" in capsys.readouterr().out
+
+
+def test_cycles_and_evaluate_overrides_with_stub_stages(tmp_path):
+    from vidssl.pretraining import PretrainResult
+
+    trained = []
+
+    def fake_pretrain(cfg, source=""):
+        trained.append((source, cfg.trainer.run_dir, list(getattr(cfg.method, "pretrain", []))))
+        run_dir = Path(cfg.trainer.run_dir)
+        return PretrainResult(run_dir, run_dir / "encoder", 7, 1.5, 0.1, ())
+
+    def no_retrieval(*args, **kwargs):
+        raise AssertionError("evaluate=false must skip retrieval")
+
+    records = run_schedule(
+        "coclr/tiny_schedule", [f"trainer.run_dir={tmp_path}", "cycles=2", "evaluate=false"],
+        pretrain_fn=fake_pretrain, retrieval_fn=no_retrieval,
+    )  # fmt: skip
+    assert [r.label for r in records] == [
+        "rgb_infonce", "flow_infonce", "cycle1_rgb_coclr", "cycle1_flow_coclr",
+        "cycle2_rgb_coclr", "cycle2_flow_coclr",
+    ]  # fmt: skip
+    assert [t[0] for t in trained][2:] == ["coclr/tiny", "coclr/tiny_flow"] * 2
+    # cycle 2's RGB stage starts from cycle 1's RGB and mines with cycle 1's flow
+    assert trained[4][2] == [
+        str(tmp_path / "03_cycle1_rgb_coclr"),
+        str(tmp_path / "04_cycle1_flow_coclr"),
+    ]
+    assert all(r.retrieval == {} and r.global_step == 7 for r in records)
+    assert (
+        "| 6 | cycle2_flow_coclr | flow | – | – | – | 7 |" in (tmp_path / "schedule.md").read_text()
+    )

@@ -28,6 +28,7 @@ root), ``cycles=N`` and ``evaluate=false`` (schedule settings) and ``<stage name
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -312,7 +313,7 @@ def run_schedule(
     names = sorted({s.name for s in (*spec.seed, *spec.cycle)})
     settings, common, per_stage = split_overrides(overrides, names)
     if "cycles" in settings:
-        spec = ScheduleSpec(**{**asdict(spec), "cycles": int(settings["cycles"])})
+        spec = dataclasses.replace(spec, cycles=int(settings["cycles"]))
     evaluate = settings.get("evaluate", "true").lower() not in ("false", "0", "no")
     root = Path(settings.get("trainer.run_dir", spec.run_dir))
     if pretrain_fn is None:
