@@ -104,3 +104,30 @@ class TwoViewVideos(Dataset):
         clip = self.clips[index]
         views = [clip + self.noise * torch.randn_like(clip) for _ in range(2)]
         return {"views": views, "label": index % self.n_classes, "index": index, "group": index}
+
+
+def shard(batch: dict, rank: int, world: int, global_batch: int) -> dict:
+    """Rank ``rank``'s rows of a global batch (list values such as views sliced per item)."""
+    size = global_batch // world
+    rows = slice(rank * size, (rank + 1) * size)
+    return {
+        key: [v[rows] for v in value] if isinstance(value, list) else value[rows]
+        for key, value in batch.items()
+    }
+
+
+def averaged_gradient_step(
+    method: MomentumContrastMethod, optimizer: torch.optim.Optimizer, local: dict, world: int
+) -> float:
+    """One `contrastive_step` with DDP-style gradient averaging over ``world`` ranks (gloo)."""
+    import torch.distributed as dist
+
+    out = method.contrastive_step(local)
+    optimizer.zero_grad()
+    out["loss"].backward()
+    if world > 1:
+        for param in method.encoder_q.parameters():
+            dist.all_reduce(param.grad)
+            param.grad /= world
+    optimizer.step()
+    return float(out["loss"].detach())

@@ -21,6 +21,7 @@ from tests.methods.coclr_helpers import (
     pretrain_pair,
     two_stream_batch,
 )
+from tests.methods.moco_helpers import averaged_gradient_step, shard
 from tests.methods.test_moco_ddp import GLOBAL_BATCH, STEPS
 
 from vidssl.methods.registry import build_method
@@ -47,8 +48,6 @@ def global_batch(step: int) -> dict:
 
 def run_steps(pair, rank: int, world: int) -> dict:
     """STEPS hand-driven CoCLR steps on this rank's share of each global batch."""
-    import torch.distributed as dist
-
     size = GLOBAL_BATCH // world
     cfg = coclr_config(
         "coclr", pair, "method.batch_norm=local", f"data.batch_size={size}", "method.topk=3"
@@ -57,21 +56,8 @@ def run_steps(pair, rank: int, world: int) -> dict:
     optimizer = torch.optim.SGD([p for _, p in method.learnable_named_parameters()], lr=0.5)
     losses = []
     for step in range(STEPS):
-        batch = global_batch(step)
-        rows = slice(rank * size, (rank + 1) * size)
-        local = {
-            k: [v[rows] for v in value] if isinstance(value, list) else value[rows]
-            for k, value in batch.items()
-        }
-        out = method.contrastive_step(local)
-        optimizer.zero_grad()
-        out["loss"].backward()
-        if world > 1:
-            for param in method.encoder_q.parameters():
-                dist.all_reduce(param.grad)
-                param.grad /= world
-        optimizer.step()
-        losses.append(float(out["loss"].detach()))
+        local = shard(global_batch(step), rank, world, GLOBAL_BATCH)
+        losses.append(averaged_gradient_step(method, optimizer, local, world))
     queues = {f"queue.{k}": v.clone() for k, v in method.queue.state_dict().items()}
     queues.update({f"second.{k}": v.clone() for k, v in method.queue_second.state_dict().items()})
     return {"losses": losses, "queues": queues}

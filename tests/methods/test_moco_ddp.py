@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.methods.moco_helpers import KeySpy, moco_config, two_view_batch
+from tests.methods.moco_helpers import (
+    KeySpy,
+    averaged_gradient_step,
+    moco_config,
+    shard,
+    two_view_batch,
+)
 
 from vidssl.methods.registry import build_method
 
@@ -48,20 +54,8 @@ def global_batch(step: int) -> dict:
     return two_view_batch(GLOBAL_BATCH, seed=step, labels=labels, groups=groups)
 
 
-def shard(batch: dict, rank: int, world: int) -> dict:
-    """Rank ``rank``'s rows of a global batch."""
-    size = GLOBAL_BATCH // world
-    rows = slice(rank * size, (rank + 1) * size)
-    return {
-        key: [v[rows] for v in value] if key == "views" else value[rows]
-        for key, value in batch.items()
-    }
-
-
 def run_steps(name: str, overrides: tuple[str, ...], rank: int, world: int) -> dict:
     """STEPS hand-driven steps with averaged gradients; returns losses, keys and final state."""
-    import torch.distributed as dist
-
     per_rank_batch = GLOBAL_BATCH // world
     cfg = moco_config(
         name, "method.batch_norm=local", f"data.batch_size={per_rank_batch}", *overrides
@@ -71,15 +65,8 @@ def run_steps(name: str, overrides: tuple[str, ...], rank: int, world: int) -> d
     optimizer = torch.optim.SGD([p for _, p in method.learnable_named_parameters()], lr=0.5)
     losses = []
     for step in range(STEPS):
-        out = method.contrastive_step(shard(global_batch(step), rank, world))
-        optimizer.zero_grad()
-        out["loss"].backward()
-        if world > 1:
-            for param in method.encoder_q.parameters():
-                dist.all_reduce(param.grad)
-                param.grad /= world
-        optimizer.step()
-        losses.append(float(out["loss"].detach()))
+        local = shard(global_batch(step), rank, world, GLOBAL_BATCH)
+        losses.append(averaged_gradient_step(method, optimizer, local, world))
     return {
         "losses": losses,
         "local_keys": spy.keys,
