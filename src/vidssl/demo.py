@@ -15,7 +15,6 @@ re-run continues; pre-training resumes from its last checkpoint):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -192,11 +191,13 @@ def _trained(run_dir: Path, steps: int) -> bool:
 
 
 def _pretrain(preset: str, overrides: list[str], run_dir: Path, steps: int) -> None:
-    from vidssl.commands import pretrain
+    from vidssl.config import load_config
+    from vidssl.pretraining import run_pretraining
 
     if _trained(run_dir, steps):
         return
-    pretrain.run(argparse.Namespace(config=preset, overrides=overrides, dry_run=False))
+    cfg = load_config(preset, overrides)
+    print(run_pretraining(cfg, source=preset).summary(cfg.method.name), flush=True)
 
 
 def export_random_init(preset: str, overrides: list[str], out_dir: Path, modality: str) -> None:
