@@ -111,8 +111,10 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     for name in ("loss_curves.png", "recall_at_k.png", "retrieval_grid.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"synth", "flow", "eval", "total"} <= set(summary["timings"])
-    # pre-trained > random R@1 is not asserted: at the quick sizes it does not hold repeatably
-    # yet (seed 0: flow 0.27 vs 0.57 at 400 steps, 0.80 at 500; 30 test queries)
+    # InfoNCE beats random init on flow and on the fused streams (seed 0 measured 76.7 vs 48.9 %
+    # and 66.7 vs 31.1 % R@1 on 90 test videos; 3 seeds in the README); RGB does not at this size
+    for stream in ("flow", "rgb+flow"):
+        assert results[stream]["pretrained"]["R@1"] > results[stream]["random"]["R@1"] + 0.1
 
     # a re-run skips every finished stage and reproduces the numbers
     checkpoint = out / "coclr_flow" / "checkpoints" / "last.ckpt"
