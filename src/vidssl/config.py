@@ -84,6 +84,9 @@ class DataConfig:
     normalisation) runs: ``cpu`` in the data-loader workers, or ``device``: workers ship uint8
     crops and packed parameters, and `vidssl.methods.base.BaseMethod` finishes the views batched
     on the device the batch is on (`vidssl.data.device_augment`); same views up to float rounding.
+    ``residual`` feeds the RGB clips as frame differences (PCL/VCP residual clips,
+    `vidssl.data.transforms_ops.residual`; ``none``, ``pcl``, ``vcp`` or ``iic``), applied to
+    each finished RGB view; an exported RGB encoder records it so evaluation does the same.
     """
 
     dataset: str = "ucf101"
@@ -93,6 +96,7 @@ class DataConfig:
     modality: Literal["rgb", "flow"] = "rgb"
     augmentation: Literal["coclr", "base", "null"] = "coclr"
     augment_on: Literal["cpu", "device"] = "cpu"
+    residual: Literal["none", "pcl", "vcp", "iic"] = "none"
     split: str = "train"
     split_id: int = 1
     seq_len: int = 32
@@ -303,6 +307,12 @@ def validate_config(cfg: Config) -> None:
         _require(getattr(d, key) >= 1, f"data.{key}", getattr(d, key), "a positive int")
     _require(d.workers >= 0, "data.workers", d.workers, "a non-negative int")
     _require(cfg.model.width_mult > 0, "model.width_mult", cfg.model.width_mult, "a positive float")
+    if d.residual != "none":
+        _require(d.augment_on == "cpu", "data.augment_on", d.augment_on, "'cpu' with data.residual")
+        _require(
+            d.modality == "rgb" or d.flow_media is not None,
+            "data.residual", d.residual, "'none' for flow-only data (it applies to RGB clips)",
+        )  # fmt: skip
     _require(o.lr > 0, "optim.lr", o.lr, "a positive float")
     _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "a non-negative float")
     for prefix, mult in o.lr_mult.items():

@@ -71,6 +71,16 @@ def quiet_lightning_warnings() -> None:
         warnings.filterwarnings("ignore", message)
 
 
+def trained_residual(cfg: Config) -> str | None:
+    """The residual mode the trained encoder sees: ``data.residual`` applies to RGB clips only.
+
+    A flow encoder (``data.modality=flow``, e.g. CoCLR's reverse stage, whose RGB clips feed the
+    frozen mining encoder) sees plain flow.
+    """
+    d = cfg.data
+    return d.residual if d.residual != "none" and d.modality == "rgb" else None
+
+
 def run_pretraining(cfg: Config, source: str = "") -> PretrainResult:
     """Trains ``cfg`` (resuming per ``cfg.trainer.resume``) and exports the encoder.
 
@@ -110,6 +120,7 @@ def run_pretraining(cfg: Config, source: str = "") -> PretrainResult:
             modality=d.modality,
             normalization="imagenet",  # the CoCLR view policies normalise with ImageNet stats
             input_size=(d.seq_len, d.img_size, d.img_size),
+            residual=trained_residual(cfg),
             source={
                 "method": cfg.method.name,
                 "config": source,

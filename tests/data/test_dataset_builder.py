@@ -76,6 +76,45 @@ def test_two_stream_when_flow_media_is_set(synth, tmp_path):
     assert int(item["clips"][:, 1].max()) <= 10  # clips on min(n_rgb, n_flow = 10)
 
 
+def test_residual_turns_the_rgb_views_into_frame_differences(synth, tmp_path):
+    for name in [str(p)[: -len(".avi")] for p in build_pretrain_dataset(_cfg(synth)).table.paths]:
+        write_frame_folder(tmp_path / "flow" / name, frame_pattern(10, 32, 42), prefix="flow")
+    flow = f"data.flow_media={tmp_path / 'flow'}"
+    plain = build_pretrain_dataset(_cfg(synth, flow))
+    residual = build_pretrain_dataset(_cfg(synth, flow, "data.residual=pcl"))
+    np.random.seed(3)
+    a = plain[2]
+    np.random.seed(3)
+    b = residual[2]
+    for view, fed in zip(a["views"], b["views"], strict=True):
+        assert torch.allclose(fed[:, 1:], view[:, :-1] - view[:, 1:])  # previous − current
+        assert torch.allclose(fed[:, 0], view[:, -1] - view[:, 0])
+    for view, fed in zip(a["flow_views"], b["flow_views"], strict=True):
+        assert torch.equal(view, fed)  # flow clips are left alone
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.augment_on=device"], "data.augment_on"),
+        (["data.modality=flow"], "data.residual"),
+        (["data.residual=diff"], "data.residual"),
+    ],
+)
+def test_residual_needs_rgb_clips_on_the_cpu_path(synth, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(synth, "data.residual=pcl", *overrides)
+
+
+def test_trained_residual_is_recorded_for_rgb_encoders_only(synth):
+    from vidssl.pretraining import trained_residual
+
+    assert trained_residual(_cfg(synth, "data.residual=vcp")) == "vcp"
+    assert trained_residual(_cfg(synth)) is None
+    two_stream_flow = _cfg(synth, "data.residual=pcl", "data.modality=flow", "data.flow_media=f")
+    assert trained_residual(two_stream_flow) is None  # CoCLR's reverse stage trains the flow side
+
+
 def test_same_seed_same_batches_with_0_or_2_workers(synth):
     batches = {}
     for workers in (0, 2):

@@ -59,6 +59,7 @@ def test_encoder_json_records_everything(tmp_path):
         "feature_dim": 64,
         "modality": "rgb",
         "channel_order": "rgb",
+        "residual": None,
         "normalization": {"name": "kinetics", "mean": [0.45] * 3, "std": [0.225] * 3},
         "input_size": [16, 112, 112],
         "source": source,
@@ -89,6 +90,25 @@ def test_normalization_forms(tmp_path):
     with pytest.raises(CheckpointError, match="input_size"):
         export_encoder(flow, tmp_path / "c", normalization="none", input_size=(16, 112))
     assert not (tmp_path / "c").exists()
+
+
+def test_residual_encoder_is_fed_frame_differences_in_evaluation(tmp_path):
+    from vidssl.eval.encoders import adapt_input, load_eval_encoder
+
+    model = build_backbone("r3d_10", width_mult=0.0625)
+    export_encoder(model, tmp_path / "res", residual="pcl")
+    loaded = load_eval_encoder(tmp_path / "res")
+    assert loaded.spec.residual == "pcl" and loaded.record["kind"] == "export"
+    assert load_eval_encoder(tmp_path / "res", modality="rgb").spec.residual == "pcl"
+    clip = torch.arange(2 * 3 * 3 * 1 * 1, dtype=torch.float32).reshape(2, 3, 3, 1, 1) ** 2
+    fed = adapt_input(clip, loaded.spec)
+    # pcl residual: previous frame minus this one, frame 0 taking the last frame as previous
+    assert torch.equal(fed[:, :, 1], clip[:, :, 0] - clip[:, :, 1])
+    assert torch.equal(fed[:, :, 0], clip[:, :, 2] - clip[:, :, 0])
+    export_encoder(model, tmp_path / "plain")
+    assert torch.equal(adapt_input(clip, load_eval_encoder(tmp_path / "plain").spec), clip)
+    with pytest.raises(CheckpointError, match="residual 'diff'"):
+        export_encoder(model, tmp_path / "bad", residual="diff")
 
 
 def test_load_encoder_errors(tmp_path):

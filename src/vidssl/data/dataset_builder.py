@@ -57,7 +57,8 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
     ``data.dataset`` under ``data.root``, read from ``data.media`` (default per catalog). With
     ``data.flow_media`` the dataset is two-stream: the flow table is aligned with the RGB one
     and items carry ``"flow_views"``. With ``data.augment_on=device`` the views are uint8 crops
-    and items carry ``"device_params"`` (finished by `vidssl.data.device_augment`).
+    and items carry ``"device_params"`` (finished by `vidssl.data.device_augment`). With
+    ``data.residual`` the (RGB) views are residual clips.
 
     Raises:
         DataError: missing root, split files or media.
@@ -75,4 +76,5 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
         d.augmentation, d.num_views, d.img_size, on_device=d.augment_on == "device"
     )
     sampler = MultiRandomClips(d.num_views, d.seq_len, d.ds)
-    return MultiViewDataset(table, sampler, views, flow_table=flow_table)
+    residual = None if d.residual == "none" else d.residual
+    return MultiViewDataset(table, sampler, views, flow_table=flow_table, residual=residual)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidssl.data import transforms_ops as ops
 from vidssl.data.catalogs import VideoTable
 from vidssl.data.dataset_failures import FailureMap
 from vidssl.data.sampling import ClipInfo, ClipSampler, sample_two_stream
@@ -188,6 +189,8 @@ class MultiViewDataset(ClipDataset):
         views: the view policy (`CoclrViewPolicy` for 2 clips, `PerClipViews` for any number).
         flow_table: row-aligned flow table (two-stream; items get ``"flow_views"``).
         source_kwargs: passed to `VideoTable.source`.
+        residual: feed every finished view (not the flow views) as a residual clip of this mode
+            (`vidssl.data.transforms_ops.residual`); None keeps the frames.
     """
 
     def __init__(
@@ -198,15 +201,20 @@ class MultiViewDataset(ClipDataset):
         *,
         flow_table: VideoTable | None = None,
         source_kwargs: dict[str, Any] | None = None,
+        residual: str | None = None,
     ) -> None:
         super().__init__(table, sampler, flow_table=flow_table, source_kwargs=source_kwargs)
         self.views = views
+        self.residual = residual
 
     def make_item(self, video: int, rng: np.random.Generator) -> dict[str, Any]:
         """Clips → views; ``"clips"`` follows the views (OneClip views share a clip)."""
         clips, rgb, flow = self.read_video_clips(video, rng)
         made = self.views(rgb, rng, flow)
-        item: dict[str, Any] = {"views": made.views}
+        views = made.views
+        if self.residual is not None:
+            views = [ops.residual(view, self.residual) for view in views]
+        item: dict[str, Any] = {"views": views}
         item.update(self.base_item(video, [clips[i] for i in made.clip_ids]))
         if made.flow_views is not None:
             item["flow_views"] = made.flow_views

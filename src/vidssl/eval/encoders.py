@@ -1,12 +1,13 @@
 """The encoder under evaluation: our export or a foreign checkpoint, plus how to feed it.
 
 `load_eval_encoder` returns an `EvalEncoder`: the backbone (eval mode), the input contract read
-from ``encoder.json`` (normalisation, channel order, input channels, modality) or from the
+from ``encoder.json`` (normalisation, channel order, input channels, modality, residual) or from the
 foreign method's adapter, and a provenance record for result files (path, SHA-256, method, arch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidssl.data.transforms_ops import residual
 from vidssl.errors import UserError
 
 __all__ = ["EvalEncoder", "InputSpec", "adapt_input", "load_eval_encoder"]
@@ -29,6 +31,8 @@ class InputSpec:
         channel_order: ``rgb`` or ``bgr`` (the clip's channels are reversed for ``bgr``).
         in_channels: 3, or 2 for flow encoders fed the (v, u) channels of a flow JPEG.
         modality: ``rgb`` or ``flow``.
+        residual: Residual-clip mode the encoder was trained on (``pcl``, ``vcp``, ``iic``), or
+            None for frames; `adapt_input` turns the normalised clip into that residual.
     """
 
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
@@ -36,6 +40,7 @@ class InputSpec:
     channel_order: str = "rgb"
     in_channels: int = 3
     modality: str = "rgb"
+    residual: str | None = None
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -48,7 +53,12 @@ class InputSpec:
 
 
 def adapt_input(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """Reorders/selects channels of a normalised ``[..., 3, T, H, W]`` batch for the encoder."""
+    """Reorders/selects channels of a normalised ``[..., 3, T, H, W]`` batch for the encoder.
+
+    Encoders trained on residual clips (``spec.residual``) get the clip's frame differences.
+    """
+    if spec.residual is not None:
+        x = residual(x, spec.residual)
     if spec.channel_order == "bgr":
         x = x.flip(-4)
     if spec.in_channels == 2:
@@ -86,6 +96,7 @@ def _from_export(path: Path) -> EvalEncoder:
         channel_order=info.get("channel_order", "rgb"),
         in_channels=int(info.get("in_channels", 3)),
         modality=info.get("modality", "rgb"),
+        residual=info.get("residual"),
     )
     weights = _encoder_paths(path)[1]
     record = {
@@ -156,12 +167,6 @@ def load_eval_encoder(
     if modality is not None:
         if modality not in ("rgb", "flow"):
             raise UserError(f"modality {modality!r}: expected rgb or flow")
-        loaded.spec = InputSpec(
-            loaded.spec.mean,
-            loaded.spec.std,
-            loaded.spec.channel_order,
-            loaded.spec.in_channels,
-            modality,
-        )
+        loaded.spec = dataclasses.replace(loaded.spec, modality=modality)
     loaded.record["modality"] = loaded.spec.modality
     return loaded

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from vidssl import __version__
+from vidssl.data.transforms_ops import RESIDUAL_MODES
 from vidssl.errors import CheckpointError
 from vidssl.models.backbones import VideoBackbone, backbone_spec
 from vidssl.models.checkpoint_adapters import NORMALIZATIONS
@@ -104,6 +105,7 @@ def export_encoder(
     normalization: Normalization | None = None,
     input_size: Sequence[int] | None = None,
     channel_order: str = "rgb",
+    residual: str | None = None,
     source: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
@@ -119,6 +121,8 @@ def export_encoder(
         input_size: ``(frames, height, width)`` the encoder was trained at; defaults to the
             backbone's reference input.
         channel_order: ``"rgb"``, or ``"bgr"`` for encoders trained on BGR input (TCLR).
+        residual: The residual-clip mode the encoder was trained on (``pcl``, ``vcp``, ``iic``;
+            `vidssl.data.transforms_ops.residual` of the normalised clip), or None for frames.
         source: Where the weights came from, e.g. ``{"method", "path", "sha256"}``; the
             `LoadReport` of `load_foreign` fills it in ``vidssl convert``.
         extra: Any further JSON-serialisable metadata.
@@ -133,6 +137,8 @@ def export_encoder(
         raise CheckpointError(f"modality {modality!r}: expected one of {', '.join(MODALITIES)}")
     if channel_order not in CHANNEL_ORDERS:
         raise CheckpointError(f"channel_order {channel_order!r}: expected 'rgb' or 'bgr'")
+    if residual is not None and residual not in RESIDUAL_MODES:
+        raise CheckpointError(f"residual {residual!r}: expected None or one of {RESIDUAL_MODES}")
     from safetensors.torch import save
 
     out_dir = Path(out_dir)
@@ -152,6 +158,7 @@ def export_encoder(
         "feature_dim": config["feature_dim"],
         "modality": modality,
         "channel_order": channel_order,
+        "residual": residual,
         "normalization": _normalization_record(
             _default_normalization(backbone) if normalization is None else normalization,
             backbone.in_channels,
