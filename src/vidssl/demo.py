@@ -59,6 +59,10 @@ class DemoSettings:
     # same-source siblings') older keys out of its negatives (InfoNCE method.mask_siblings).
     mask_siblings: bool = True
     rgb_augmentation: str = "base"
+    # The RGB stream is fed as residual clips (frame differences, as PCL/VCP do): on raw frames
+    # every encoder — even a supervised one — learned each source's colours and background and
+    # none beat random init; the differences keep the moving object and drop the static scene.
+    rgb_residual: str = "pcl"
     flow_augmentation: str = "null"
     infonce_steps: int = 100
     coclr_steps: int = 100
@@ -123,7 +127,10 @@ def _check_settings(out: Path, settings: DemoSettings) -> None:
 
 def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: Path) -> list[str]:
     """``infonce/tiny`` overrides for the demo's InfoNCE run on ``stream``."""
-    media = [f"data.media={data_root / 'flow'}", "data.modality=flow"] if stream == "flow" else []
+    if stream == "flow":
+        media = [f"data.media={data_root / 'flow'}", "data.modality=flow"]
+    else:
+        media = [f"data.residual={s.rgb_residual}"]
     return [
         f"data.root={data_root}",
         *media,
@@ -211,6 +218,7 @@ def export_random_init(preset: str, overrides: list[str], out_dir: Path, modalit
     from vidssl.config import load_config
     from vidssl.methods.registry import build_method
     from vidssl.models.checkpoint_export import export_encoder
+    from vidssl.pretraining import trained_residual
 
     cfg = load_config(preset, overrides)
     method = build_method(cfg)
@@ -221,6 +229,7 @@ def export_random_init(preset: str, overrides: list[str], out_dir: Path, modalit
         modality=modality,
         normalization="imagenet",
         input_size=(d.seq_len, d.img_size, d.img_size),
+        residual=trained_residual(cfg),
         source={"method": "random_init", "config": preset, "seed": cfg.trainer.seed},
     )
 
