@@ -3,13 +3,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from tests.ddp_helpers import IMPORT_PATHS, run_two_ranks
 from tests.engine_toy import ToyDataset, ToyMethod, toy_config
 
 from vidssl.engine import CsvMetricsLogger, PeriodicCheckpoint, _launch_layout, build_trainer, fit
@@ -290,24 +289,8 @@ torch.save({{"indices": method.seen_indices, "params": flat, "world": trainer.wo
 @pytest.mark.ddp
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_shard_data_and_agree(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
-    script = tmp_path / "ddp_fit.py"
-    paths = [str(root / "src"), str(root)]
-    script.write_text(DDP_SCRIPT.format(paths=paths, run_dir=str(tmp_path / "run")))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(script),
-    ]
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / "run" / f"rank{r}.pt") for r in range(2)]
+    script = DDP_SCRIPT.format(paths=IMPORT_PATHS, run_dir=str(tmp_path / "run"))
+    ranks = run_two_ranks(script, tmp_path, tmp_path / "run")
     assert [r["world"] for r in ranks] == [2, 2]
     assert torch.equal(ranks[0]["params"], ranks[1]["params"])  # DDP kept replicas identical
     # each epoch: 3 batches of 4 per rank, disjoint halves of the 24-sample permutation

@@ -8,13 +8,11 @@ steps, the first 4 of which fill the queue (K=16, global batch 4) without optimi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from tests.ddp_helpers import IMPORT_PATHS, run_two_ranks
 from tests.methods.coclr_helpers import (
     TwoStreamVideos,
     coclr_config,
@@ -83,18 +81,8 @@ def lightning_phase(pair, run_dir: str) -> dict:
 def ranks(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("coclr_ddp")
     a, b = pretrain_pair(tmp)
-    root = Path(__file__).resolve().parents[2]
-    script = tmp / "coclr_ddp.py"
-    paths = [str(root / "src"), str(root)]
-    script.write_text(SCRIPT.format(paths=paths, a=str(a), b=str(b), run_dir=str(tmp)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    result = subprocess.run(
-        [*command, str(script)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    script = SCRIPT.format(paths=IMPORT_PATHS, a=str(a), b=str(b), run_dir=str(tmp))
+    out = run_two_ranks(script, tmp, tmp)
     out.append(run_steps((a, b), rank=0, world=1))
     return out
 

@@ -12,13 +12,11 @@ Phase 2 trains InfoNCE with Lightning DDP (``batch_norm=shuffle``, train-mode BN
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from tests.ddp_helpers import IMPORT_PATHS, run_two_ranks
 from tests.methods.moco_helpers import (
     KeySpy,
     averaged_gradient_step,
@@ -115,17 +113,7 @@ def lightning_phase(run_dir: str, rank: int) -> dict:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("moco_ddp")
-    root = Path(__file__).resolve().parents[2]
-    script = tmp / "moco_ddp.py"
-    script.write_text(SCRIPT.format(paths=[str(root / "src"), str(root)], run_dir=str(tmp)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    result = subprocess.run(
-        [*command, str(script)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return run_two_ranks(SCRIPT.format(paths=IMPORT_PATHS, run_dir=str(tmp)), tmp, tmp)
 
 
 @pytest.mark.ddp

@@ -4,13 +4,11 @@ error), and the parameters stay identical across ranks."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from tests.ddp_helpers import IMPORT_PATHS, run_two_ranks
 
 SCRIPT = """
 import sys, torch
@@ -34,16 +32,8 @@ torch.save({{"skipped": method.skipped_steps, "step": trainer.global_step,
 @pytest.mark.ddp
 @pytest.mark.slow
 def test_nan_skip_under_ddp_drops_the_step_on_every_rank(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
-    script = tmp_path / "nan_ddp.py"
-    script.write_text(SCRIPT.format(paths=[str(root / "src"), str(root)], run_dir=str(tmp_path)))
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    script = SCRIPT.format(paths=IMPORT_PATHS, run_dir=str(tmp_path))
+    ranks = run_two_ranks(script, tmp_path, tmp_path, torchrun=False)
     # 24 samples, batch 4 per rank, 2 ranks → 3 steps; step 2 is dropped on both ranks
     assert [r["step"] for r in ranks] == [3, 3]
     assert [r["skipped"] for r in ranks] == [1, 1]
