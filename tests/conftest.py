@@ -31,7 +31,7 @@ def frame_pattern(n_frames: int, height: int = 48, width: int = 64, seed: int = 
 @pytest.fixture
 def make_video(tmp_path: Path):
     """Factory ``make_video(name, n_frames=60, gop=16, **kw) -> Path``: a small H.264 file."""
-    from vidssl.data.video_io import write_video
+    from vidssl.data.sources.video_io import write_video
 
     def _make(name: str = "clip.avi", n_frames: int = 60, gop: int = 16, **kwargs) -> Path:
         height = kwargs.pop("height", 48)

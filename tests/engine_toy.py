@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from vidssl.config import Config, MethodConfig, config_from_tree
-from vidssl.config_parse import merge_trees, parse_overrides
+from vidssl.config.parse import merge_trees, parse_overrides
+from vidssl.config.schema import Config, MethodConfig, config_from_tree
 from vidssl.methods.base import BaseMethod
 from vidssl.methods.registry import register_method
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidssl.config import OptimConfig, ScheduleConfig
+from vidssl.config.schema import OptimConfig, ScheduleConfig
 from vidssl.errors import ConfigError
 from vidssl.optim import LARC, build_optimizer, build_param_groups, build_scheduler, lr_multiplier
 

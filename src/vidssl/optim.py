@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidssl.config import OptimConfig, ScheduleConfig
+from vidssl.config.schema import OptimConfig, ScheduleConfig
 from vidssl.errors import ConfigError
 
 

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from vidssl import cli
-from vidssl.commands import bench_backbone
+from vidssl.bench import backbone as bench_backbone
+from vidssl.commands import bench_backbone as backbone_command
 from vidssl.models import BACKBONE_NAMES, build_backbone
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bench_backbone.add_arguments(parser)
+    backbone_command.add_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
+from vidssl.bench.flow import moving_texture
 from vidssl.cli import main
-from vidssl.commands.bench_flow import moving_texture
 
 
 def test_moving_texture_translates_by_2_1_per_frame():

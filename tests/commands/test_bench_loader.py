@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from vidssl.bench import loader_baselines as bl
+from vidssl.bench.loader_measure import VideoSpec, make_data, read_rss_mb
 from vidssl.cli import main
-from vidssl.commands import bench_loader_baselines as bl
-from vidssl.commands.bench_loader_measure import VideoSpec, make_data, read_rss_mb
-from vidssl.data import lmdb_store
-from vidssl.data.sources import FrameFolder, LmdbVideo, VideoFile
+from vidssl.data.sources import FrameFolder, LmdbVideo, VideoFile, lmdb_store
 
 INDICES = [9, 0, 3, 3, 17, 10]  # unordered, repeated, across keyframes (gop 5)
 

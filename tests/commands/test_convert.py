@@ -21,7 +21,7 @@ from tests.models.test_checkpoints_fixtures import (
 
 from vidssl import cli
 from vidssl.models import load_encoder
-from vidssl.models.checkpoint_io import file_sha256
+from vidssl.models.checkpoints.io import file_sha256
 
 
 def moco_checkpoint(tmp_path, *, width_mult=0.0625):
@@ -170,8 +170,8 @@ def test_convert_refuses_code_payload(tmp_path, capsys):
 
 def test_help_constants_match_the_library():
     from vidssl.commands import convert
-    from vidssl.models.checkpoint_adapters import _METHOD_ALIASES, METHOD_NAMES, NORMALIZATIONS
-    from vidssl.models.checkpoint_arch import ARCH_NAMES
+    from vidssl.models.checkpoints.adapters import _METHOD_ALIASES, METHOD_NAMES, NORMALIZATIONS
+    from vidssl.models.checkpoints.arch import ARCH_NAMES
 
     assert tuple(NORMALIZATIONS) == convert.NORMALIZATION_CHOICES
     assert set(re.findall(r"\w+", convert.ARCH_HELP)) == set(ARCH_NAMES)

@@ -2,9 +2,9 @@ import sys
 
 import pytest
 
+from vidssl.bench.flow import moving_texture
 from vidssl.cli import main
-from vidssl.commands.bench_flow import moving_texture
-from vidssl.data.video_io import write_video
+from vidssl.data.sources.video_io import write_video
 from vidssl.utils.jpeg import encode_jpeg
 
 

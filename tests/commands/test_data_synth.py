@@ -3,7 +3,7 @@ import json
 import pytest
 
 from vidssl import cli
-from vidssl.data.synthetic_motion import MOTION_CLASSES
+from vidssl.data.synthetic.motion import MOTION_CLASSES
 
 TINY = ["--classes", "2", "--videos-per-class", "2", "--frames", "8", "--size", "32"]
 

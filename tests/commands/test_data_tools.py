@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from vidssl.cli import main
-from vidssl.data.frame_files import list_frames
 from vidssl.data.sources import FrameFolder, LmdbVideo
+from vidssl.data.sources.frame_files import list_frames
 from vidssl.utils.jpeg import decode_jpeg
 
 

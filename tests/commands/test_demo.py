@@ -11,9 +11,9 @@ import torch
 
 from vidssl import cli
 from vidssl.data.catalogs import VideoTable
-from vidssl.demo import DemoSettings, _check_settings
-from vidssl.demo_eval import StreamFeatures, evaluate_inits
-from vidssl.demo_report import format_table
+from vidssl.demo.evaluate import StreamFeatures, evaluate_inits
+from vidssl.demo.report import format_table
+from vidssl.demo.run import DemoSettings, _check_settings
 from vidssl.errors import UserError
 from vidssl.eval.config import LinearSettings
 from vidssl.eval.features import ClipOutputs

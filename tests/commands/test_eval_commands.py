@@ -13,7 +13,7 @@ def synth(tmp_path_factory):
     args = ["--classes", "2", "--videos-per-class", "3", "--frames", "16", "--size", "32"]
     assert cli.main(["data", "synth", "--out", str(root / "synth"), *args, "--corrupt", "1"]) == 0
     from vidssl.models import build_backbone
-    from vidssl.models.checkpoint_export import export_encoder
+    from vidssl.models.checkpoints.export import export_encoder
 
     torch.manual_seed(0)
     export_encoder(build_backbone("r3d_18", width_mult=0.125), root / "enc", input_size=(8, 32, 32))

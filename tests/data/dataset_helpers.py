@@ -8,8 +8,8 @@ import numpy as np
 from tests.conftest import frame_pattern
 
 from vidssl.data.catalogs import VideoTable
-from vidssl.data.transforms import Compose, ToFloat
-from vidssl.data.video_io import write_video
+from vidssl.data.sources.video_io import write_video
+from vidssl.data.transforms.compose import Compose, ToFloat
 from vidssl.utils.jpeg import encode_jpeg
 
 SIZE = 32

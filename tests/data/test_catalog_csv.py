@@ -6,7 +6,7 @@ from tests.data.catalog_fixtures import (
     write_lines,
 )
 
-from vidssl.data import catalogs
+from vidssl.data.catalogs import table as catalogs
 from vidssl.errors import DataError, UserError
 
 FRAME_ROOT = "/scratch/local/UCF101/frame"  # where CoCLR's CSVs point; absent here

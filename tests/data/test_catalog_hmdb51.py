@@ -1,7 +1,7 @@
 import pytest
 from tests.data.catalog_fixtures import touch_videos, write_coclr_lmdb, write_lines
 
-from vidssl.data import catalogs
+from vidssl.data.catalogs import table as catalogs
 from vidssl.errors import DataError
 
 SPLIT_LINES = {  # written in this (unsorted) order; classes must come out sorted

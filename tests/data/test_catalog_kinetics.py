@@ -3,7 +3,7 @@ import logging
 import pytest
 from tests.data.catalog_fixtures import touch_videos, write_lines
 
-from vidssl.data import catalogs
+from vidssl.data.catalogs import table as catalogs
 from vidssl.errors import DataError
 
 FOOTBALL = "passing American football (in game)"
@@ -34,7 +34,7 @@ def k400_root(tmp_path):
 
 
 def test_parse_bind_and_count_missing(k400_root, caplog):
-    with caplog.at_level(logging.WARNING, logger="vidssl.data.media"):
+    with caplog.at_level(logging.WARNING, logger="vidssl.data.sources.media"):
         table = catalogs.load("kinetics400", k400_root, "train")
     assert table.class_names == ("abseiling", "air drumming", FOOTBALL)
     assert table.paths.tolist() == [

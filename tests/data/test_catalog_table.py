@@ -12,7 +12,7 @@ from tests.data.catalog_fixtures import (
     write_ucf101_lists,
 )
 
-from vidssl.data import catalogs
+from vidssl.data.catalogs import table as catalogs
 
 
 def _table(storage="video", media="/m", n=4):
@@ -56,8 +56,8 @@ def test_table_holds_only_numpy_arrays():
 
 @pytest.fixture
 def fake_sources(monkeypatch):
-    """A stand-in `vidssl.data.sources` recording how each source is constructed."""
-    module = types.ModuleType("vidssl.data.sources")
+    """A stand-in `vidssl.data.sources.base` recording how each source is constructed."""
+    module = types.ModuleType("vidssl.data.sources.base")
 
     def recorder(kind):
         return lambda *args, **kwargs: (kind, args, kwargs)
@@ -65,7 +65,7 @@ def fake_sources(monkeypatch):
     module.VideoFile = recorder("VideoFile")
     module.FrameFolder = recorder("FrameFolder")
     module.LmdbVideo = recorder("LmdbVideo")
-    monkeypatch.setitem(sys.modules, "vidssl.data.sources", module)
+    monkeypatch.setitem(sys.modules, "vidssl.data.sources.base", module)
     return module
 
 

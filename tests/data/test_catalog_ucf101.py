@@ -13,7 +13,7 @@ from tests.data.catalog_fixtures import (
     write_ucf101_lists,
 )
 
-from vidssl.data import catalogs
+from vidssl.data.catalogs import table as catalogs
 from vidssl.errors import DataError, UserError
 
 TRAIN_IDS = [
@@ -102,7 +102,7 @@ def test_empty_frame_folder_is_kept_and_logged(tmp_path, caplog):
     write_ucf101_lists(tmp_path)
     for video_id, count in zip(TRAIN_IDS, TRAIN_FRAMES):
         write_frame_folder(tmp_path / "frames" / video_id, count if video_id[0] != "Y" else 0)
-    with caplog.at_level(logging.WARNING, logger="vidssl.data.media"):
+    with caplog.at_level(logging.WARNING, logger="vidssl.data.sources.media"):
         table = catalogs.load("ucf101", tmp_path, "train", media=tmp_path / "frames")
     assert table.n_frames.tolist() == [*TRAIN_FRAMES[:-1], 0]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -115,7 +115,7 @@ def test_lmdb_storage_and_missing_video(tmp_path, caplog):
     counts = dict(zip(TRAIN_IDS[:-1], TRAIN_FRAMES[:-1]))  # YoYo is not in the LMDB
     counts["TSP_Flows/v_Stray_g01_c01"] = 9
     write_coclr_lmdb(tmp_path / "ucf101_frame.lmdb", counts)
-    with caplog.at_level(logging.WARNING, logger="vidssl.data.media"):
+    with caplog.at_level(logging.WARNING, logger="vidssl.data.sources.media"):
         table = catalogs.load("ucf101", tmp_path, "train", media=tmp_path / "ucf101_frame.lmdb")
     assert table.storage == "lmdb"
     assert table.paths.tolist() == TRAIN_IDS[:-1]

@@ -10,12 +10,12 @@ import torch
 from tests.conftest import frame_pattern
 from tests.data.dataset_helpers import tiny_synth, write_frame_folder
 
-from vidssl.config import load_config
+from vidssl.config.schema import load_config
 from vidssl.data.dataset_builder import build_pretrain_dataset, build_view_policy
-from vidssl.data.transforms_presets import CoclrViewPolicy, PerClipViews
-from vidssl.engine import ReportSkippedVideos
-from vidssl.engine_loader import build_train_loader
+from vidssl.data.transforms.presets import CoclrViewPolicy, PerClipViews
 from vidssl.errors import ConfigError, DataError
+from vidssl.train.engine import ReportSkippedVideos
+from vidssl.train.loader import build_train_loader
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_residual_needs_rgb_clips_on_the_cpu_path(synth, overrides, message):
 
 
 def test_trained_residual_is_recorded_for_rgb_encoders_only(synth):
-    from vidssl.pretraining import trained_residual
+    from vidssl.train.pretraining import trained_residual
 
     assert trained_residual(_cfg(synth, "data.residual=vcp")) == "vcp"
     assert trained_residual(_cfg(synth)) is None
@@ -133,13 +133,13 @@ def test_same_seed_same_batches_with_0_or_2_workers(synth):
 
 def test_epoch_end_report_names_the_skipped_videos(synth, caplog):
     data = build_pretrain_dataset(_cfg(synth))
-    caplog.set_level(logging.WARNING, logger="vidssl.engine")
+    caplog.set_level(logging.WARNING, logger="vidssl.train.engine")
     report = ReportSkippedVideos(data)
     report.on_train_epoch_end(None)
     assert caplog.records == []  # nothing skipped yet: silent
     for index in range(len(data)):
         data[index]
     report.on_train_epoch_end(None)
-    assert [r.getMessage() for r in caplog.records if r.name == "vidssl.engine"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "vidssl.train.engine"] == [
         "skipped 1 unreadable videos: MoveUp/v_MoveUp_g02_c04.avi"
     ]

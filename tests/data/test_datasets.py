@@ -21,15 +21,15 @@ from torch.utils.data import DataLoader
 from vidssl.data.datasets import ClassificationDataset, MultiViewDataset
 from vidssl.data.sampling import MultiRandomClips, RandomClip, SlidingWindows
 from vidssl.data.sources import VideoFile
-from vidssl.data.transforms import MultiCrop
-from vidssl.data.transforms_presets import (
+from vidssl.data.transforms.compose import MultiCrop
+from vidssl.data.transforms.presets import (
     CoclrViewPolicy,
     PerClipViews,
     coclr_base,
     coclr_null,
 )
-from vidssl.engine_loader import SeededItems
 from vidssl.errors import DataError
+from vidssl.train.loader import SeededItems
 
 
 def _item(dataset, index: int, seed: int = 0):

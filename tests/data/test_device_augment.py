@@ -14,12 +14,12 @@ from tests.conftest import frame_pattern
 from tests.data.dataset_helpers import tiny_synth, write_frame_folder
 from torch.utils.data import default_collate
 
-from vidssl.config import load_config
-from vidssl.data import device_augment
+from vidssl.config.schema import load_config
 from vidssl.data.dataset_builder import build_pretrain_dataset
-from vidssl.data.transforms import ColorJitter, HorizontalFlip, Normalize
-from vidssl.data.transforms_batched import BatchedVideoAugment
-from vidssl.data.transforms_ops import normalize
+from vidssl.data.transforms import device as device_augment
+from vidssl.data.transforms.batched import BatchedVideoAugment
+from vidssl.data.transforms.compose import ColorJitter, HorizontalFlip, Normalize
+from vidssl.data.transforms.ops import normalize
 from vidssl.errors import ConfigError, DataError
 
 ATOL = 1e-5

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidssl.data import flow as flow_module
-from vidssl.data.flow import (
+from vidssl.data.flow import extract as flow_module
+from vidssl.data.flow.extract import (
     FlowEstimator,
     compute_video_flow,
     dequantize_flow,

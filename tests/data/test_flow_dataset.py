@@ -4,12 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidssl.commands.bench_flow import moving_texture
-from vidssl.data import flow_dataset
-from vidssl.data.flow import compute_video_flow
-from vidssl.data.flow_dataset import extract_flow_dataset, read_video_frames
-from vidssl.data.frame_files import list_frames
-from vidssl.data.video_io import write_video
+from vidssl.bench.flow import moving_texture
+from vidssl.data.flow import dataset as flow_dataset
+from vidssl.data.flow.dataset import extract_flow_dataset, read_video_frames
+from vidssl.data.flow.extract import compute_video_flow
+from vidssl.data.sources.frame_files import list_frames
+from vidssl.data.sources.video_io import write_video
 from vidssl.errors import DataError, UserError
 from vidssl.utils.jpeg import decode_jpeg, encode_jpeg
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidssl.data import lmdb_store
-from vidssl.data.lmdb_store import coclr_video_order, read_index, shared_reader, write_lmdb
-from vidssl.data.sources import LmdbVideo
+from vidssl.data.sources import LmdbVideo, lmdb_store
+from vidssl.data.sources.lmdb_store import coclr_video_order, read_index, shared_reader, write_lmdb
 from vidssl.errors import CorruptVideoError, DataError, UserError
 from vidssl.utils.jpeg import encode_jpeg
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidssl.data import video_file
-from vidssl.data.sources import FrameFolder, FrameSource, VideoFile, find_videos
+from vidssl.data.sources import FrameFolder, FrameSource, VideoFile, find_videos, video_file
 from vidssl.errors import CorruptVideoError
 from vidssl.utils.jpeg import decode_jpeg, encode_jpeg
 

@@ -5,9 +5,9 @@ import av
 import numpy as np
 import pytest
 
-from vidssl.data.synthetic import CORRUPT_KINDS, make_synthetic_dataset
-from vidssl.data.synthetic_motion import MOTION_CLASSES, SHAPES, TEXTURES
-from vidssl.data.synthetic_plan import SynthParams, draw_source, plan_video, render_video
+from vidssl.data.synthetic.dataset import CORRUPT_KINDS, make_synthetic_dataset
+from vidssl.data.synthetic.motion import MOTION_CLASSES, SHAPES, TEXTURES
+from vidssl.data.synthetic.plan import SynthParams, draw_source, plan_video, render_video
 from vidssl.errors import UserError
 
 TINY = dict(classes=3, videos_per_class=4, frames=12, size=32, seed=7)
@@ -136,7 +136,7 @@ def test_translation_direction_is_what_the_class_says(name, vertical_sign, sidew
 
 def test_flow_sees_zoom_and_spin():
     pytest.importorskip("cv2")
-    from vidssl.data.synthetic_probe import motion_feature
+    from vidssl.data.synthetic.probe import motion_feature
 
     names = [m.name for m in MOTION_CLASSES]
     params = SynthParams(classes=10, frames=24, size=64, seed=5)
@@ -252,7 +252,7 @@ def test_refuses_to_overwrite_other_content(tmp_path, tiny):
 
 def test_motion_carries_most_of_the_signal(tmp_path):
     pytest.importorskip("cv2")
-    from vidssl.data.synthetic_probe import probe_signal_split
+    from vidssl.data.synthetic.probe import probe_signal_split
 
     root = tmp_path / "probe"
     make_synthetic_dataset(root, classes=6, videos_per_class=9, frames=16, size=48, workers=1)

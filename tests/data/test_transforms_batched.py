@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidssl.data.transforms import (
+from vidssl.data.transforms.batched import BatchedVideoAugment, SplitPipeline, split_pipeline
+from vidssl.data.transforms.compose import (
     ColorJitter,
     Compose,
     GaussianBlur,
@@ -14,8 +15,7 @@ from vidssl.data.transforms import (
     RandomGrayscale,
     RandomResizedCrop,
 )
-from vidssl.data.transforms_batched import BatchedVideoAugment, SplitPipeline, split_pipeline
-from vidssl.data.transforms_presets import coclr_base, pcl_train
+from vidssl.data.transforms.presets import coclr_base, pcl_train
 from vidssl.errors import ConfigError
 
 

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from vidssl.data import transforms_ops as ops
-from vidssl.data.transforms import (
+from vidssl.data.transforms import ops
+from vidssl.data.transforms.color import BlurParams, GrayParams, JitterParams
+from vidssl.data.transforms.compose import (
     ColorJitter,
     GaussianBlur,
     Normalize,
     RandomGrayscale,
     ResidualClip,
 )
-from vidssl.data.transforms_color import BlurParams, GrayParams, JitterParams
 from vidssl.errors import ConfigError
 
 

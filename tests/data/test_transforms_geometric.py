@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidssl.data.transforms import (
+from vidssl.data.transforms.compose import (
     CenterCrop,
     ColorJitter,
     Compose,
@@ -19,7 +19,7 @@ from vidssl.data.transforms import (
     Resize,
     ToFloat,
 )
-from vidssl.data.transforms_ops import resize
+from vidssl.data.transforms.ops import resize
 from vidssl.errors import DataError
 
 

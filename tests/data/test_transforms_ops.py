@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from vidssl.data import transforms_ops as ops
+from vidssl.data.transforms import ops
 from vidssl.errors import ConfigError, DataError
 
 

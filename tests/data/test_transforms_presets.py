@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidssl.data.transforms import (
+from vidssl.data.transforms.compose import (
     CenterCrop,
     ColorJitter,
     Compose,
@@ -17,8 +17,8 @@ from vidssl.data.transforms import (
     RandomResizedCrop,
     ToFloat,
 )
-from vidssl.data.transforms_ops import normalize, residual, resize
-from vidssl.data.transforms_presets import (
+from vidssl.data.transforms.ops import normalize, residual, resize
+from vidssl.data.transforms.presets import (
     CoclrViewPolicy,
     coclr_base,
     coclr_eval,

@@ -4,8 +4,8 @@ import torch
 from tests.eval.eval_helpers import MeanBackbone, fake_encoder, video_table
 
 from vidssl.data.sampling import SlidingWindows
-from vidssl.data.transforms import Normalize
-from vidssl.data.transforms_presets import coclr_multi_crop
+from vidssl.data.transforms.compose import Normalize
+from vidssl.data.transforms.presets import coclr_multi_crop
 from vidssl.eval.clips import VideoClips
 from vidssl.eval.config import FinetuneSettings
 from vidssl.eval.finetune import (
@@ -75,7 +75,7 @@ def test_training_uses_backbone_lr_mult_and_milestones(make_video):
     encoder = fake_encoder()
     model = FinetuneModel(encoder.model, 2, dropout=0.5)
     from vidssl.data.sampling import RandomClip
-    from vidssl.data.transforms_presets import coclr_finetune
+    from vidssl.data.transforms.presets import coclr_finetune
 
     dataset = VideoClips(table, RandomClip(8), coclr_finetune(16, normalization="none"))
     settings = FinetuneSettings(optimizer="sgd", lr=0.1, epochs=3, milestones=[1, 2])

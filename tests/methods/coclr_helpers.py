@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from tests.methods.moco_helpers import FRAMES, SIZE, TwoViewVideos, moco_config, two_view_batch
 
-from vidssl.config import Config
+from vidssl.config.schema import Config
 from vidssl.methods.registry import build_method
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from vidssl.config import Config, config_from_tree
-from vidssl.config_parse import merge_trees, parse_overrides
+from vidssl.config.parse import merge_trees, parse_overrides
+from vidssl.config.schema import Config, config_from_tree
 from vidssl.methods.moco import MomentumContrastMethod
 
 FRAMES, SIZE = 4, 32

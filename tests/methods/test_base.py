@@ -10,7 +10,6 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tests.engine_toy import ToyDataset, toy_config
 
-from vidssl.engine import fit
 from vidssl.methods.base import (
     BaseMethod,
     NonFiniteLossError,
@@ -20,6 +19,7 @@ from vidssl.methods.base import (
 )
 from vidssl.methods.registry import build_method
 from vidssl.optim import lr_multiplier
+from vidssl.train.engine import fit
 
 STEPS_PER_EPOCH = 6  # ToyDataset(24) / batch 4
 

@@ -14,10 +14,10 @@ from lightning.pytorch.callbacks import Callback
 from tests.data.dataset_helpers import tiny_synth
 from torch.utils.data import default_collate
 
-from vidssl.config import load_config
+from vidssl.config.schema import load_config
 from vidssl.data.dataset_builder import build_pretrain_dataset
-from vidssl.engine import fit
 from vidssl.methods.registry import build_method
+from vidssl.train.engine import fit
 
 
 @pytest.fixture(scope="module")

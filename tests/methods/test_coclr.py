@@ -20,11 +20,11 @@ from tests.methods.moco_helpers import independent_q_k, moco_config
 from tests.methods.test_mining import brute_force_cascade, mask_rows
 from tests.models.test_checkpoints_fixtures import to_coclr_alias
 
-from vidssl.engine import fit
 from vidssl.errors import CheckpointError, ConfigError
 from vidssl.methods import coclr, losses, mining
 from vidssl.methods.registry import build_method
-from vidssl.models.checkpoint_export import export_encoder
+from vidssl.models.checkpoints.export import export_encoder
+from vidssl.train.engine import fit
 
 K = 16
 
@@ -324,7 +324,7 @@ def test_fit_resumes_exactly_through_warm_up_and_training(tmp_path: Path, name: 
 
 
 def test_every_preset_loads_and_coclr_cpr_presets_mirror_the_commands() -> None:
-    from vidssl.config import available_presets, load_config
+    from vidssl.config.schema import available_presets, load_config
 
     for name in available_presets():
         if not name.startswith("base/"):

@@ -62,7 +62,7 @@ def run_steps(pair, rank: int, world: int) -> dict:
 
 
 def lightning_phase(pair, run_dir: str) -> dict:
-    from vidssl.engine import fit
+    from vidssl.train.engine import fit
 
     cfg = coclr_config(
         "coclr", pair, "data.batch_size=2", "trainer.devices=auto", "trainer.max_steps=6",

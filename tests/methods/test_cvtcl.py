@@ -9,12 +9,12 @@ import torch
 from tests.methods.coclr_helpers import two_stream_batch
 from tests.methods.moco_helpers import TwoViewVideos, expected_ema, moco_config
 
-from vidssl.config import load_config
-from vidssl.engine import fit
+from vidssl.config.schema import load_config
 from vidssl.errors import ConfigError
 from vidssl.methods import losses, moco
 from vidssl.methods.cvtcl import split_subclips
 from vidssl.methods.registry import build_method
+from vidssl.train.engine import fit
 
 
 def test_split_subclips_gives_consecutive_equal_segments() -> None:

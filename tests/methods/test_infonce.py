@@ -18,8 +18,7 @@ from tests.methods.moco_helpers import (
     two_view_batch,
 )
 
-from vidssl.config import load_config
-from vidssl.engine import fit
+from vidssl.config.schema import load_config
 from vidssl.errors import ConfigError
 from vidssl.methods import losses
 from vidssl.methods.infonce import InfoNCE, mask_negatives
@@ -30,6 +29,7 @@ from vidssl.methods.moco import (
     concat_all_gather,
 )
 from vidssl.methods.registry import build_method
+from vidssl.train.engine import fit
 
 
 def perturbed_method(*overrides: str) -> InfoNCE:

@@ -96,7 +96,7 @@ def lightning_phase(run_dir: str, rank: int) -> dict:
     """Two Lightning DDP steps of InfoNCE with batch-shuffle BN on the running process group."""
     from tests.methods.moco_helpers import TwoViewVideos
 
-    from vidssl.engine import fit
+    from vidssl.train.engine import fit
 
     cfg = moco_config(
         "infonce", "data.batch_size=2", "trainer.devices=auto", "trainer.max_steps=2",

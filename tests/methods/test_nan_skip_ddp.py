@@ -16,7 +16,7 @@ sys.path[:0] = {paths!r}
 torch.set_num_threads(1)
 from pathlib import Path
 from tests.engine_toy import ToyDataset, toy_config
-from vidssl.engine import fit
+from vidssl.train.engine import fit
 from vidssl.methods.registry import build_method
 cfg = toy_config(Path({run_dir!r}), "trainer.devices=2", "trainer.strategy=ddp",
                  "method.nan_steps=[2]", "method.nan_rank=1", "trainer.nan_policy=skip",

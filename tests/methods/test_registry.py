@@ -7,7 +7,7 @@ import pytest
 import torch
 from tests.engine_toy import ToyConfig, ToyMethod, toy_config
 
-from vidssl.config import MethodConfig
+from vidssl.config.schema import MethodConfig
 from vidssl.errors import ConfigError
 from vidssl.methods.base import BaseMethod
 from vidssl.methods.registry import build_method, method_class, register_method, registered_methods

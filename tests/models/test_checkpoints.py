@@ -26,8 +26,8 @@ from tests.models.test_checkpoints_fixtures import (
     trunk_state,
 )
 
-from vidssl.models.checkpoint_arch import build_encoder_backbone
 from vidssl.models.checkpoints import load_foreign, load_foreign_with_report
+from vidssl.models.checkpoints.arch import build_encoder_backbone
 
 Built = tuple[object, list[str]]  # (checkpoint object, keys that must be reported as ignored)
 

@@ -13,8 +13,9 @@ from tests.models.test_checkpoints_fixtures import (
 
 from vidssl.errors import CheckpointError
 from vidssl.models import build_backbone
-from vidssl.models.checkpoint_adapters import ctp_rename, stage_index_to_name
-from vidssl.models.checkpoint_arch import (
+from vidssl.models.checkpoints import load_foreign
+from vidssl.models.checkpoints.adapters import ctp_rename, stage_index_to_name
+from vidssl.models.checkpoints.arch import (
     ARCH_NAMES,
     _simplest_between,
     apply_tclr_layer4,
@@ -23,7 +24,6 @@ from vidssl.models.checkpoint_arch import (
     guess_in_channels,
     guess_width_mult,
 )
-from vidssl.models.checkpoints import load_foreign
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)

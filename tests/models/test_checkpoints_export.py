@@ -11,7 +11,7 @@ from tests.models.test_checkpoints_fixtures import assert_state_equal, randomize
 from vidssl import __version__
 from vidssl.errors import CheckpointError
 from vidssl.models import build_backbone, load_encoder
-from vidssl.models.checkpoint_export import export_encoder, export_torchvision, read_encoder_info
+from vidssl.models.checkpoints.export import export_encoder, export_torchvision, read_encoder_info
 
 
 @pytest.mark.parametrize(

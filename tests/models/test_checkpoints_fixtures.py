@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from vidssl.models.backbones import S3D_BLOCK_ALIASES, VideoBackbone
-from vidssl.models.checkpoint_arch import build_encoder_backbone
+from vidssl.models.checkpoints.arch import build_encoder_backbone
 
 TINY = 0.125
 StateDict = dict[str, torch.Tensor]

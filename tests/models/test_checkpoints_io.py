@@ -19,9 +19,9 @@ from tests.models.test_checkpoints_fixtures import (
 )
 
 from vidssl.errors import CheckpointError, UserError
-from vidssl.models.checkpoint_adapters import canonical_method
-from vidssl.models.checkpoint_io import find_state_dict, read_checkpoint
 from vidssl.models.checkpoints import load_foreign
+from vidssl.models.checkpoints.adapters import canonical_method
+from vidssl.models.checkpoints.io import find_state_dict, read_checkpoint
 
 
 class ShellPayload:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 FORMATS = ("vidssl", "torchvision")
 # Kept free of vidssl.models imports (torch) so that ``vidssl --help`` stays fast; a test checks
-# these against `vidssl.models.checkpoint_adapters` and `vidssl.models.checkpoint_arch`.
+# these against `vidssl.models.checkpoints.adapters` and `vidssl.models.checkpoints.arch`.
 METHOD_CHOICES_HELP = (
     "coclr (also cpr, cvtcl, infonce, ubernce), vicc, pcl (also vcp), supervised, scratch, "
     "selavi, avid_cma, moco, video_moco, pretext_contrast, rspnet, gdt, tclr, ctp"
@@ -72,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Converts the checkpoint and prints the report; returns 0."""
-    from vidssl.models.checkpoint_adapters import adapter_for
-    from vidssl.models.checkpoint_export import export_encoder, export_torchvision
     from vidssl.models.checkpoints import load_foreign_with_report
+    from vidssl.models.checkpoints.adapters import adapter_for
+    from vidssl.models.checkpoints.export import export_encoder, export_torchvision
     from vidssl.utils.io import atomic_write_text
 
     adapter = adapter_for(args.method)

@@ -74,9 +74,9 @@ def collect_items(path: Path) -> list[CheckItem]:
     Raises:
         UserError: ``path`` does not exist, is not a readable LMDB, or holds nothing to check.
     """
-    from vidssl.data.frame_files import count_frames, find_frame_folders
-    from vidssl.data.lmdb_store import LmdbError, read_index
     from vidssl.data.sources import find_videos
+    from vidssl.data.sources.frame_files import count_frames, find_frame_folders
+    from vidssl.data.sources.lmdb_store import LmdbError, read_index
 
     if not path.exists():
         raise UserError(

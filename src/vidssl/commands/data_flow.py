@@ -18,8 +18,8 @@ def _default_workers() -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``data flow`` options."""
-    from vidssl.data.flow import METHODS
-    from vidssl.data.flow_dataset import DEFAULT_QUALITY
+    from vidssl.data.flow.dataset import DEFAULT_QUALITY
+    from vidssl.data.flow.extract import METHODS
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Extracts flow for every video; prints a summary and the unreadable videos."""
-    from vidssl.data.flow_dataset import extract_flow_dataset
+    from vidssl.data.flow.dataset import extract_flow_dataset
 
     summary = extract_flow_dataset(
         args.frames if args.frames is not None else args.videos,

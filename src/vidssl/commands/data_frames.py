@@ -95,8 +95,8 @@ def extract_frames(
     Raises:
         CorruptVideoError: the video cannot be decoded completely or has no frames.
     """
-    from vidssl.data.frame_files import frame_file_name
     from vidssl.data.sources import VideoFile
+    from vidssl.data.sources.frame_files import frame_file_name
     from vidssl.utils.io import atomic_directory
     from vidssl.utils.jpeg import encode_jpeg
 

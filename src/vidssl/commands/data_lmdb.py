@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the LMDB and its ``-order`` side file; returns 0."""
-    from vidssl.data.lmdb_store import write_lmdb
+    from vidssl.data.sources.lmdb_store import write_lmdb
 
     summary = write_lmdb(args.frames, args.out, seed=args.seed)
     print(f"wrote {summary.videos} videos ({summary.frames} frames) to {args.out}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidssl.data.synthetic_motion import MOTION_CLASSES
+from vidssl.data.synthetic.motion import MOTION_CLASSES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs or continues the demo; returns 0."""
-    from vidssl.demo import demo_settings, run_demo
+    from vidssl.demo.run import demo_settings, run_demo
     from vidssl.errors import UserError
 
     if args.workers < 1:

@@ -1,7 +1,8 @@
 """``vidssl pretrain PRESET|CONFIG.yaml [key=value ...]``: self-supervised pre-training.
 
 Loads the config, builds the dataset (`vidssl.data.dataset_builder.build_pretrain_dataset`) and
-the method (`vidssl.methods.registry.build_method`), trains with `vidssl.engine.fit` (resuming per
+the method (`vidssl.methods.registry.build_method`), trains with `vidssl.train.engine.fit` (resuming
+per
 ``trainer.resume``), then exports the query encoder's backbone to ``<run_dir>/encoder/``
 (``encoder.safetensors`` + ``encoder.json``, loadable with `vidssl.models.load_encoder`) and
 prints a one-line summary.
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_schedule(args: argparse.Namespace) -> int:
-    from vidssl.pretrain_schedule import (
+    from vidssl.train.schedule import (
         format_table,
         load_schedule,
         plan_stages,
@@ -57,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     """Trains, exports the encoder and prints the summary; returns 0."""
     import yaml
 
-    from vidssl.config import load_config
-    from vidssl.pretrain_schedule import is_schedule
-    from vidssl.pretraining import run_pretraining
+    from vidssl.config.schema import load_config
+    from vidssl.train.pretraining import run_pretraining
+    from vidssl.train.schedule import is_schedule
 
     if is_schedule(args.config):
         return _run_schedule(args)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from vidssl.data import catalogs
+from vidssl.data.catalogs import table as catalogs
 from vidssl.data.datasets import MultiViewDataset, ViewPolicy
 from vidssl.data.sampling import MultiRandomClips
-from vidssl.data.transforms_presets import CoclrViewPolicy, PerClipViews, coclr_base, coclr_null
+from vidssl.data.transforms.presets import CoclrViewPolicy, PerClipViews, coclr_base, coclr_null
 from vidssl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from vidssl.config import Config
+    from vidssl.config.schema import Config
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
     ``data.dataset`` under ``data.root``, read from ``data.media`` (default per catalog). With
     ``data.flow_media`` the dataset is two-stream: the flow table is aligned with the RGB one
     and items carry ``"flow_views"``. With ``data.augment_on=device`` the views are uint8 crops
-    and items carry ``"device_params"`` (finished by `vidssl.data.device_augment`). With
+    and items carry ``"device_params"`` (finished by `vidssl.data.transforms.device`). With
     ``data.residual`` the (RGB) views are residual clips.
 
     Raises:

@@ -12,7 +12,7 @@ in the table. ``"group"`` is the video's source-group id (UCF101 ``gXX`` sibling
 the catalog has one, else a unique id (``max group + 1 + index``; the index itself when the
 catalog has no groups at all), so sibling masking never merges unrelated videos.
 
-Randomness. An item draws one seed from numpy's global generator, which `vidssl.engine_loader`
+Randomness. An item draws one seed from numpy's global generator, which `vidssl.train.loader`
 seeds per sample from ``(seed, epoch, position)``; clips and augmentation then come from
 ``np.random.default_rng([seed, 1])`` and a failed video's replacement order from
 ``default_rng([seed, 2])``. Items therefore do not depend on the worker count.
@@ -33,12 +33,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidssl.data import transforms_ops as ops
 from vidssl.data.catalogs import VideoTable
 from vidssl.data.dataset_failures import FailureMap
 from vidssl.data.sampling import ClipInfo, ClipSampler, sample_two_stream
-from vidssl.data.transforms import Compose
-from vidssl.data.transforms_presets import ViewSet
+from vidssl.data.transforms import ops
+from vidssl.data.transforms.compose import Compose
+from vidssl.data.transforms.presets import ViewSet
 from vidssl.errors import CorruptVideoError, DataError
 
 __all__ = ["ClassificationDataset", "ClipDataset", "MultiViewDataset", "ViewPolicy"]
@@ -69,10 +69,10 @@ class ClipDataset(Dataset):
     Subclasses implement `make_item`. Use `MultiViewDataset` or `ClassificationDataset`.
 
     Args:
-        table: the videos (`vidssl.data.catalogs.load`).
+        table: the videos (`vidssl.data.catalogs.table.load`).
         sampler: which clips of a video to read.
         flow_table: the flow of the same videos, row-aligned with ``table``
-            (`vidssl.data.catalogs.align`); makes the dataset two-stream.
+            (`vidssl.data.catalogs.table.align`); makes the dataset two-stream.
         source_kwargs: passed to `VideoTable.source` (e.g. ``min_short_side``).
     """
 
@@ -190,7 +190,7 @@ class MultiViewDataset(ClipDataset):
         flow_table: row-aligned flow table (two-stream; items get ``"flow_views"``).
         source_kwargs: passed to `VideoTable.source`.
         residual: feed every finished view (not the flow views) as a residual clip of this mode
-            (`vidssl.data.transforms_ops.residual`); None keeps the frames.
+            (`vidssl.data.transforms.ops.residual`); None keeps the frames.
     """
 
     def __init__(

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidssl.data.catalogs import VideoTable
 from vidssl.data.sampling import ClipSampler
-from vidssl.data.transforms import Compose, MultiCrop
+from vidssl.data.transforms.compose import Compose, MultiCrop
 from vidssl.errors import ConfigError, CorruptVideoError
 
 __all__ = ["ClipBatch", "VideoClips", "clip_loader", "collate_videos", "item_rng"]

@@ -1,7 +1,8 @@
 """Evaluation settings: typed dataclasses, YAML presets with inheritance, ``key=value`` overrides.
 
-Uses the same machinery as the training config (`vidssl.config_parse`): presets are
-``vidssl/configs/eval/<name>.yaml`` and may inherit with ``defaults: [...]``; unknown keys and bad
+Uses the same machinery as the training config (`vidssl.config.parse`): presets are
+``vidssl/config/presets/eval/<name>.yaml`` and may
+inherit with ``defaults: [...]``; unknown keys and bad
 values are one-line `ConfigError`s with a suggestion. Sections: ``data``, ``retrieval``,
 ``linear``, ``finetune``, ``runtime``.
 
@@ -16,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vidssl.config import PRESET_DIR
-from vidssl.config_parse import (
+from vidssl.config.parse import (
     build_dataclass,
     closest_key_hint,
     merge_trees,
@@ -25,6 +25,7 @@ from vidssl.config_parse import (
     read_yaml_chain,
     to_tree,
 )
+from vidssl.config.schema import PRESET_DIR
 from vidssl.errors import ConfigError
 
 __all__ = [

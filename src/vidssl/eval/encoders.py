@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidssl.data.transforms_ops import residual
+from vidssl.data.transforms.ops import residual
 from vidssl.errors import UserError
 
 __all__ = ["EvalEncoder", "InputSpec", "adapt_input", "load_eval_encoder"]
@@ -44,7 +44,7 @@ class InputSpec:
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """``(mean, std)`` of the three decoded channels, for `vidssl.data.transforms.Normalize`."""
+        """``(mean, std)`` of the three decoded channels, for `transforms.compose.Normalize`."""
         if len(self.mean) == 3:
             return self.mean, self.std
         mean = (0.5, *self.mean[-2:]) if len(self.mean) == 2 else self.mean[:1] * 3
@@ -84,8 +84,8 @@ class EvalEncoder:
 
 def _from_export(path: Path) -> EvalEncoder:
     from vidssl.models import load_encoder
-    from vidssl.models.checkpoint_export import ENCODER_WEIGHTS, _encoder_paths
-    from vidssl.models.checkpoint_io import file_sha256
+    from vidssl.models.checkpoints.export import ENCODER_WEIGHTS, _encoder_paths
+    from vidssl.models.checkpoints.io import file_sha256
 
     model = load_encoder(path)
     info = model.encoder_info
@@ -112,8 +112,8 @@ def _from_export(path: Path) -> EvalEncoder:
 
 
 def _from_checkpoint(path: Path, method: str, arch: str | None, trust: bool) -> EvalEncoder:
-    from vidssl.models.checkpoint_adapters import NORMALIZATIONS, adapter_for
     from vidssl.models.checkpoints import load_foreign_with_report
+    from vidssl.models.checkpoints.adapters import NORMALIZATIONS, adapter_for
 
     adapter = adapter_for(method)
     model, report = load_foreign_with_report(path, adapter.name, arch, trust=trust)

@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from vidssl.data.catalogs import VideoTable
 from vidssl.data.sampling import ClipSampler, RandomClip, SlidingWindows, UniformClips
-from vidssl.data.transforms import Compose
-from vidssl.data.transforms_presets import coclr_eval, pcl_test
+from vidssl.data.transforms.compose import Compose
+from vidssl.data.transforms.presets import coclr_eval, pcl_test
 from vidssl.errors import ConfigError
 from vidssl.eval.clips import VideoClips, clip_loader
 from vidssl.eval.encoders import EvalEncoder, InputSpec, adapt_input

@@ -11,7 +11,7 @@ top-right, bottom-left, bottom-right — × {no flip, flip}, each ``crop_size`` 
 colour jitter. Softmax probabilities are averaged over the windows per view, then over the views:
 centre crop = view 0, five-crop = views 0–4, ten-crop = all 10.
 
-This is a plain PyTorch loop rather than `vidssl.engine.fit`: the engine trains registered
+This is a plain PyTorch loop rather than `vidssl.train.engine.fit`: the engine trains registered
 self-supervised `BaseMethod`s from a pretraining `Config`; fine-tuning is a one-process supervised
 loop whose test phase needs per-video multi-crop aggregation, and a plain loop keeps it small.
 It has no multi-GPU and no resume (the reference had DataParallel only).
@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from vidssl.config import OptimConfig
+from vidssl.config.schema import OptimConfig
 from vidssl.data.sampling import RandomClip, SlidingWindows
-from vidssl.data.transforms_presets import coclr_finetune, coclr_multi_crop
+from vidssl.data.transforms.presets import coclr_finetune, coclr_multi_crop
 from vidssl.eval.clips import VideoClips, clip_loader
 from vidssl.eval.config import EvalConfig, FinetuneSettings
 from vidssl.eval.encoders import InputSpec, adapt_input

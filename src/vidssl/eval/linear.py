@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidssl.config import OptimConfig, ScheduleConfig
+from vidssl.config.schema import OptimConfig, ScheduleConfig
 from vidssl.data.sampling import RandomClip
-from vidssl.data.transforms_presets import coclr_finetune
+from vidssl.data.transforms.presets import coclr_finetune
 from vidssl.errors import UserError
 from vidssl.eval.config import EvalConfig, LinearSettings
 from vidssl.eval.features import ClipOutputs

@@ -64,7 +64,7 @@ def as_config(config: EvalConfig | str | Path | None, overrides: Sequence[str] =
 def _flat_overrides(cfg: EvalConfig) -> list[str]:
     import json
 
-    from vidssl.config_parse import flatten_tree
+    from vidssl.config.parse import flatten_tree
 
     return [f"{k}={json.dumps(v)}" for k, v in flatten_tree(cfg.to_dict()).items()]
 

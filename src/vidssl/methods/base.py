@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidssl.config import Config, MethodConfig
-from vidssl.data import device_augment
-from vidssl.data.transforms_batched import BatchedVideoAugment
+from vidssl.config.schema import Config, MethodConfig
+from vidssl.data.transforms import device as device_augment
+from vidssl.data.transforms.batched import BatchedVideoAugment
 from vidssl.errors import UserError
 from vidssl.optim import build_optimizer, build_param_groups, build_scheduler
 
@@ -107,7 +107,7 @@ class BaseMethod(lightning.LightningModule):
         cfg: The validated run config; ``cfg.method`` is an instance of ``config_class``.
 
     Attributes:
-        steps_per_epoch: Optimiser steps per epoch in this process; set by `vidssl.engine.fit`
+        steps_per_epoch: Optimiser steps per epoch in this process; set by `vidssl.train.engine.fit`
             (otherwise taken from the trainer when the optimiser is built).
         skipped_steps: Steps skipped for a non-finite loss under ``nan_policy=skip``.
     """
@@ -127,7 +127,7 @@ class BaseMethod(lightning.LightningModule):
         self._window_samples = 0
         #: Latest loss and samples/s, shown by the engine's progress bar.
         self.progress_metrics: dict[str, float] = {}
-        #: Finishes ``data.augment_on=device`` batches; set by `vidssl.engine.fit` from the
+        #: Finishes ``data.augment_on=device`` batches; set by `vidssl.train.engine.fit` from the
         #: dataset's view policy, else built from ``cfg.data`` on the first such batch.
         self.batch_augment: BatchedVideoAugment | None = None
 
@@ -171,7 +171,7 @@ class BaseMethod(lightning.LightningModule):
 
     def _steps_per_epoch(self) -> int:
         if self.steps_per_epoch is None:
-            # Not trained through vidssl.engine.fit: ask the trainer (this loads the data early).
+            # Not trained through vidssl.train.engine.fit: ask the trainer (loads the data early).
             total = self.trainer.estimated_stepping_batches
             batches = self.trainer.num_training_batches
             self.steps_per_epoch = int(batches if math.isfinite(batches) else total)
@@ -291,7 +291,7 @@ class BaseMethod(lightning.LightningModule):
         """Finishes ``data.augment_on=device`` views where the batch is (GPU when present).
 
         Subclasses see the same batch layout as with CPU augmentation (float normalised views,
-        no ``"device_params"``); see `vidssl.data.device_augment`.
+        no ``"device_params"``); see `vidssl.data.transforms.device`.
         """
         batch = super().on_after_batch_transfer(batch, dataloader_idx)
         if not device_augment.has_params(batch):

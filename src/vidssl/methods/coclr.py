@@ -21,7 +21,7 @@ positives mined by the other, frozen stream:
 
 ``method.pretrain: [A, B]``: the trained stream starts from A's query encoder (copied into
 ``encoder_q`` and ``encoder_k``), the frozen stream is B's query encoder
-(`vidssl.models.projection_loading`); queues always start empty.
+(`vidssl.models.checkpoints.projection`); queues always start empty.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from vidssl.config import Config
+from vidssl.config.schema import Config
 from vidssl.errors import ConfigError
 from vidssl.methods.losses import contrastive_logits, multi_positive_nce, topk_hit_rate
 from vidssl.methods.mining import (
@@ -52,7 +52,7 @@ from vidssl.methods.moco import (
     concat_all_gather,
 )
 from vidssl.methods.registry import register_method
-from vidssl.models.projection_loading import load_projection_encoder, resolve_checkpoint_path
+from vidssl.models.checkpoints.projection import load_projection_encoder, resolve_checkpoint_path
 
 __all__ = ["CoCLR", "CoCLRConfig", "cascade_positives"]
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from vidssl.config import Config
+from vidssl.config.schema import Config
 from vidssl.errors import ConfigError
 from vidssl.methods.coclr import CoCLR, CoCLRConfig
 from vidssl.methods.infonce import InfoNCE, InfoNCEConfig

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vidssl.config import Config
+from vidssl.config.schema import Config
 from vidssl.methods.mining import sibling_mask
 from vidssl.methods.moco import (
     ContrastiveTerms,

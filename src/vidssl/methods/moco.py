@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vidssl.config import Config, MethodConfig
+from vidssl.config.schema import Config, MethodConfig
 from vidssl.errors import ConfigError
 from vidssl.methods.base import BaseMethod
 from vidssl.methods.losses import contrastive_logits, topk_hit_rate

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
-from vidssl.config import MethodConfig
-from vidssl.config_parse import closest_key_hint
+from vidssl.config.parse import closest_key_hint
+from vidssl.config.schema import MethodConfig
 from vidssl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from vidssl.config import Config
+    from vidssl.config.schema import Config
     from vidssl.methods.base import BaseMethod
 
 MethodT = TypeVar("MethodT", bound="type[BaseMethod]")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from vidssl.config import Config
+from vidssl.config.schema import Config
 from vidssl.methods.losses import multi_positive_nce
 from vidssl.methods.moco import (
     ContrastiveTerms,
