@@ -18,9 +18,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vidssl.config.parse import merge_trees, parse_overrides
-from vidssl.config.schema import Config, MethodConfig, config_from_tree
+from vidssl.config.schema import Config, MethodConfig
 from vidssl.methods.base import BaseMethod
-from vidssl.methods.registry import register_method
+from vidssl.methods.registry import config_from_tree, register_method
 
 
 @dataclass

@@ -7,14 +7,9 @@ import pytest
 import yaml
 from tests.engine_toy import ToyConfig
 
-from vidssl.config.schema import (
-    Config,
-    available_presets,
-    config_differences,
-    load_config,
-    save_resolved,
-)
+from vidssl.config.schema import Config, available_presets, config_differences, save_resolved
 from vidssl.errors import ConfigError
+from vidssl.methods.registry import load_config
 
 
 def write_yaml(path: Path, tree: dict) -> Path:

@@ -10,10 +10,10 @@ import torch
 from tests.conftest import frame_pattern
 from tests.data.dataset_helpers import tiny_synth, write_frame_folder
 
-from vidssl.config.schema import load_config
 from vidssl.data.dataset_builder import build_pretrain_dataset, build_view_policy
 from vidssl.data.transforms.presets import CoclrViewPolicy, PerClipViews
 from vidssl.errors import ConfigError, DataError
+from vidssl.methods.registry import load_config
 from vidssl.train.engine import ReportSkippedVideos
 from vidssl.train.loader import build_train_loader
 

@@ -14,13 +14,13 @@ from tests.conftest import frame_pattern
 from tests.data.dataset_helpers import tiny_synth, write_frame_folder
 from torch.utils.data import default_collate
 
-from vidssl.config.schema import load_config
 from vidssl.data.dataset_builder import build_pretrain_dataset
 from vidssl.data.transforms import device as device_augment
 from vidssl.data.transforms.batched import BatchedVideoAugment
 from vidssl.data.transforms.compose import ColorJitter, HorizontalFlip, Normalize
 from vidssl.data.transforms.ops import normalize
 from vidssl.errors import ConfigError, DataError
+from vidssl.methods.registry import load_config
 
 ATOL = 1e-5
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # written out on purpose

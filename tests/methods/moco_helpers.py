@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from vidssl.config.parse import merge_trees, parse_overrides
-from vidssl.config.schema import Config, config_from_tree
+from vidssl.config.schema import Config
 from vidssl.methods.moco import MomentumContrastMethod
+from vidssl.methods.registry import config_from_tree
 
 FRAMES, SIZE = 4, 32
 

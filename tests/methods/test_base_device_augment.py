@@ -14,9 +14,8 @@ from lightning.pytorch.callbacks import Callback
 from tests.data.dataset_helpers import tiny_synth
 from torch.utils.data import default_collate
 
-from vidssl.config.schema import load_config
 from vidssl.data.dataset_builder import build_pretrain_dataset
-from vidssl.methods.registry import build_method
+from vidssl.methods.registry import build_method, load_config
 from vidssl.train.engine import fit
 
 

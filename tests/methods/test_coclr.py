@@ -324,7 +324,8 @@ def test_fit_resumes_exactly_through_warm_up_and_training(tmp_path: Path, name: 
 
 
 def test_every_preset_loads_and_coclr_cpr_presets_mirror_the_commands() -> None:
-    from vidssl.config.schema import available_presets, load_config
+    from vidssl.config.schema import available_presets
+    from vidssl.methods.registry import load_config
 
     for name in available_presets():
         if not name.startswith("base/"):

@@ -9,11 +9,10 @@ import torch
 from tests.methods.coclr_helpers import two_stream_batch
 from tests.methods.moco_helpers import TwoViewVideos, expected_ema, moco_config
 
-from vidssl.config.schema import load_config
 from vidssl.errors import ConfigError
 from vidssl.methods import losses, moco
 from vidssl.methods.cvtcl import split_subclips
-from vidssl.methods.registry import build_method
+from vidssl.methods.registry import build_method, load_config
 from vidssl.train.engine import fit
 
 

@@ -18,7 +18,6 @@ from tests.methods.moco_helpers import (
     two_view_batch,
 )
 
-from vidssl.config.schema import load_config
 from vidssl.errors import ConfigError
 from vidssl.methods import losses
 from vidssl.methods.infonce import InfoNCE, mask_negatives
@@ -28,7 +27,7 @@ from vidssl.methods.moco import (
     batch_unshuffle,
     concat_all_gather,
 )
-from vidssl.methods.registry import build_method
+from vidssl.methods.registry import build_method, load_config
 from vidssl.train.engine import fit
 
 

@@ -13,10 +13,9 @@ from tests.methods.moco_helpers import (
     two_view_batch,
 )
 
-from vidssl.config.schema import load_config
 from vidssl.errors import ConfigError
 from vidssl.methods import losses
-from vidssl.methods.registry import build_method
+from vidssl.methods.registry import build_method, load_config
 from vidssl.methods.ubernce import UberNCE, class_positive_mask
 from vidssl.train.engine import fit
 

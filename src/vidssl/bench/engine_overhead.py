@@ -37,9 +37,9 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vidssl.config.schema import MethodConfig, config_from_tree
+from vidssl.config.schema import MethodConfig
 from vidssl.methods.base import BaseMethod
-from vidssl.methods.registry import build_method, register_method
+from vidssl.methods.registry import build_method, config_from_tree, register_method
 from vidssl.optim import build_optimizer, build_param_groups, build_scheduler
 from vidssl.train.engine import fit
 

@@ -79,7 +79,7 @@ def load_table(root: Path, media: Path) -> catalogs.VideoTable:
 
 def train_config(root: Path, media: Path, *, seq_len: int, size: int, batch: int, workers: int):
     """The InfoNCE UCF101 preset pointed at the generated data (real training data settings)."""
-    from vidssl.config.schema import load_config
+    from vidssl.methods.registry import load_config
 
     overrides = {
         "data.dataset": "csv",

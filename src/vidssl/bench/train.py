@@ -106,7 +106,7 @@ def resolve_settings(args: argparse.Namespace) -> TrainBenchSettings:
 
 
 def _config(settings: TrainBenchSettings, run_dir: Path) -> Any:
-    from vidssl.config.schema import load_config
+    from vidssl.methods.registry import load_config
 
     s = settings
     return load_config(

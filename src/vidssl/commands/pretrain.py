@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     """Trains, exports the encoder and prints the summary; returns 0."""
     import yaml
 
-    from vidssl.config.schema import load_config
+    from vidssl.methods.registry import load_config
     from vidssl.train.pretraining import run_pretraining
     from vidssl.train.schedule import is_schedule
 

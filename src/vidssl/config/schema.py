@@ -3,7 +3,9 @@
 A config has six sections: ``data``, ``model``, ``method``, ``optim``, ``schedule`` and ``trainer``.
 The ``method`` section takes the schema of the method named by ``method.name``: each method class
 (see `vidssl.methods.registry`) declares a `MethodConfig` subclass with its own fields and
-defaults, and may check the whole config in its ``validate_config`` classmethod.
+defaults, and may check the whole config in its ``validate_config`` classmethod. This module knows
+no methods: `vidssl.methods.registry.load_config` reads a tree here (`read_config_tree`) and
+validates it with the method's schema (`build_config`).
 
 A preset name such as ``infonce/ucf101_rgb`` is the file
 ``vidssl/config/presets/infonce/ucf101_rgb.yaml``
@@ -12,6 +14,7 @@ presets (or from ``*.yaml`` paths relative to itself); later entries and the fil
 ``${section.key}`` interpolation is resolved by OmegaConf after overrides are applied.
 
 Example:
+    >>> from vidssl.methods.registry import load_config
     >>> cfg = load_config("infonce/ucf101_rgb", ["optim.lr=0.01", "trainer.epochs=10"])
 """
 
@@ -24,10 +27,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -264,10 +267,28 @@ def _resolve_interpolations(tree: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config interpolation failed: {reason}") from None
 
 
-def config_from_tree(tree: dict[str, Any]) -> Config:
-    """Validates a plain nested dict into a `Config` (method schema chosen by ``method.name``)."""
-    from vidssl.methods.registry import method_class
+class MethodSchema(Protocol):
+    """What the config needs of a method class: its schema and its whole-config check."""
 
+    config_class: type[MethodConfig]
+
+    @classmethod
+    def validate_config(cls, cfg: Config) -> None:
+        """Raises `ConfigError` when the whole config does not suit the method."""
+
+
+def build_config(tree: dict[str, Any], method_class: Callable[[str], MethodSchema]) -> Config:
+    """Validates a plain nested dict into a `Config`.
+
+    Args:
+        tree: The resolved config tree (sections ``data``, ``method``, ...).
+        method_class: Maps ``method.name`` to the method's class (its ``config_class`` schema and
+            ``validate_config``); the caller asks the method registry
+            (`vidssl.methods.registry.config_from_tree` does), so this module knows no methods.
+
+    Returns:
+        The validated config.
+    """
     method_section = tree.get("method")
     if not isinstance(method_section, dict) or not method_section.get("name"):
         raise ConfigError("config has no 'method.name'; set it in the YAML or with method.name=...")
@@ -278,23 +299,23 @@ def config_from_tree(tree: dict[str, Any]) -> Config:
     return cfg
 
 
-def load_config(preset_or_path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Loads a preset name or YAML path, applies ``key=value`` overrides and validates the result.
+def read_config_tree(preset_or_path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Reads a preset name or YAML path with its ``defaults`` chain and applies overrides.
 
     Args:
         preset_or_path: A preset name (``infonce/ucf101_rgb``) or a path to a ``.yaml`` file.
         overrides: Dotted ``key=value`` strings; values are parsed as YAML and coerced to the type
-            of the key (``optim.lr=1e-2``, ``schedule.milestones=[80,90]``).
+            of the key (``optim.lr=1e-2``, ``schedule.milestones=[80,90]``) by `build_config`.
 
     Returns:
-        The validated config.
+        The merged tree with ``${section.key}`` interpolations resolved (not yet validated).
 
     Raises:
-        ConfigError: An unknown preset, file or key (with the closest valid key), or a bad value.
+        ConfigError: An unknown preset or file, or a bad override.
     """
     tree = read_yaml_chain(_source_path(preset_or_path), preset_path)
     tree = merge_trees(tree, parse_overrides(list(overrides)))
-    return config_from_tree(_resolve_interpolations(tree))
+    return _resolve_interpolations(tree)
 
 
 def _require(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -400,7 +421,10 @@ def environment_info() -> dict[str, Any]:
 
 
 def save_resolved(cfg: Config, run_dir: str | Path) -> None:
-    """Writes ``run_dir/config.yaml`` (loadable with `load_config`) and ``run_dir/env.json``."""
+    """Writes ``run_dir/config.yaml`` and ``run_dir/env.json``.
+
+    The YAML loads back with `vidssl.methods.registry.load_config`.
+    """
     run_dir = Path(run_dir)
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
     atomic_write_text(run_dir / "config.yaml", text)

@@ -202,7 +202,7 @@ def _trained(run_dir: Path, steps: int) -> bool:
 
 
 def _pretrain(preset: str, overrides: list[str], run_dir: Path, steps: int) -> None:
-    from vidssl.config.schema import load_config
+    from vidssl.methods.registry import load_config
     from vidssl.train.pretraining import run_pretraining
 
     if _trained(run_dir, steps):
@@ -215,8 +215,7 @@ def export_random_init(preset: str, overrides: list[str], out_dir: Path, modalit
     """Exports the backbone exactly as pre-training builds it (same config and seed)."""
     if (out_dir / "encoder.json").is_file():
         return
-    from vidssl.config.schema import load_config
-    from vidssl.methods.registry import build_method
+    from vidssl.methods.registry import build_method, load_config
     from vidssl.models.checkpoints.export import export_encoder
     from vidssl.train.pretraining import trained_residual
 

@@ -3,23 +3,27 @@
 A method module registers its class with ``@register_method("infonce")``. `method_class` imports
 every module of `vidssl.methods` the first time a name is not found, so a method is available as
 soon as its file exists.
+
+Loading a training config needs the method's schema, so it is asked of the registry:
+`load_config` (preset or YAML + overrides) and `config_from_tree` (a plain dict).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from vidssl.config.parse import closest_key_hint
-from vidssl.config.schema import MethodConfig
+from vidssl.config.schema import Config, MethodConfig, build_config, read_config_tree
 from vidssl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from vidssl.config.schema import Config
+    from pathlib import Path
+
     from vidssl.methods.base import BaseMethod
 
 MethodT = TypeVar("MethodT", bound="type[BaseMethod]")
@@ -97,3 +101,26 @@ def build_method(cfg: Config) -> BaseMethod:
         )
     torch.manual_seed(cfg.trainer.seed)
     return cls(cfg)
+
+
+def config_from_tree(tree: dict[str, Any]) -> Config:
+    """Validates a plain nested dict into a `Config` with the schema of its ``method.name``."""
+    return build_config(tree, method_class)
+
+
+def load_config(preset_or_path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Loads a preset name or YAML path, applies ``key=value`` overrides and validates the result.
+
+    Args:
+        preset_or_path: A preset name (``infonce/ucf101_rgb``) or a path to a ``.yaml`` file.
+        overrides: Dotted ``key=value`` strings; values are parsed as YAML and coerced to the type
+            of the key (``optim.lr=1e-2``, ``schedule.milestones=[80,90]``).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: An unknown preset, file, key (with the closest valid key) or method, or a bad
+            value.
+    """
+    return config_from_tree(read_config_tree(preset_or_path, overrides))

@@ -88,7 +88,7 @@ def run_pretraining(cfg: Config, source: str = "") -> PretrainResult:
     ``encoder.json``, loadable with `vidssl.models.load_encoder`).
 
     Args:
-        cfg: A validated config (`vidssl.config.schema.load_config`).
+        cfg: A validated config (`vidssl.methods.registry.load_config`).
         source: The preset name or file the config came from (recorded in ``encoder.json``).
 
     Returns:

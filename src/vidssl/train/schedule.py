@@ -206,7 +206,7 @@ def split_overrides(
 
 
 def _stage_overrides(stage: PlannedStage, common: Sequence[str], own: Sequence[str]) -> list[str]:
-    from vidssl.config.schema import load_config
+    from vidssl.methods.registry import load_config
 
     base = load_config(stage.spec.preset, [*stage.spec.overrides])
     single_flow = stage.spec.stream == "flow" and base.data.flow_media is None
@@ -255,7 +255,7 @@ def _run_stage(
     stage: PlannedStage, overrides: list[str], spec: ScheduleSpec, evaluate: bool,
     pretrain_fn: Callable[..., Any], retrieval_fn: Callable[..., dict[str, Any]],
 ) -> StageRecord:  # fmt: skip
-    from vidssl.config.schema import load_config
+    from vidssl.methods.registry import load_config
 
     cfg = load_config(stage.spec.preset, overrides)
     log.info("stage %d %s: %s (%s) in %s", stage.index, stage.label, stage.spec.preset,
