@@ -33,7 +33,6 @@ from typing import Any
 import torch
 
 from vidssl import __version__
-from vidssl.data.transforms.ops import RESIDUAL_MODES
 from vidssl.errors import CheckpointError
 from vidssl.models.backbones import VideoBackbone, backbone_spec
 from vidssl.models.checkpoints.adapters import NORMALIZATIONS
@@ -47,6 +46,10 @@ ENCODER_JSON = "encoder.json"
 FORMAT_NAME = "vidssl-encoder"
 FORMAT_VERSION = 1
 MODALITIES = ("rgb", "flow")
+#: Residual-clip modes an ``encoder.json`` can record. The modes are data (their arithmetic lives
+#: in `vidssl.data.transforms.ops.residual`, which the evaluation side applies); models import no
+#: data code, and a test checks that the two lists agree.
+RESIDUAL_MODES = ("pcl", "vcp", "iic")
 CHANNEL_ORDERS = ("rgb", "bgr")
 TORCHVISION_ARCHS = ("r3d_18", "r2plus1d_18")
 
