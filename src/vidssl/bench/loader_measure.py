@@ -4,7 +4,7 @@ The data is generated: UCF101-like videos (``Class/v_Class_gXX_c01.avi``, H.264 
 a keyframe every ``gop`` frames) of a moving colour texture with per-frame noise, decoded into
 ``image_%05d.jpg`` frame folders (`extract_frames`, quality 95) and packed into a CoCLR LMDB
 (`write_lmdb`); a ``csv`` catalog lists the videos, so every storage is loaded through
-`vidssl.data.catalogs.table.load` exactly like a training run.
+`vidssl.data.catalogs.load` exactly like a training run.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class ClipDataset(Dataset):
     Subclasses implement `make_item`. Use `MultiViewDataset` or `ClassificationDataset`.
 
     Args:
-        table: the videos (`vidssl.data.catalogs.table.load`).
+        table: the videos (`vidssl.data.catalogs.load`).
         sampler: which clips of a video to read.
         flow_table: the flow of the same videos, row-aligned with ``table``
             (`vidssl.data.catalogs.table.align`); makes the dataset two-stream.

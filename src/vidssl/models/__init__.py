@@ -6,7 +6,7 @@ Public entry points:
 * `load_encoder` (``vidssl.models.checkpoints.export``): rebuild an exported encoder from
   ``encoder.safetensors`` + ``encoder.json``; the JSON holds ``VideoBackbone.config()``, whose
   keys are exactly `build_backbone`'s arguments (plus ``feature_dim``).
-* ``vidssl.models.checkpoints.foreign.load_foreign``: read a reference system's checkpoint.
+* ``vidssl.models.checkpoints.load_foreign``: read a reference system's checkpoint.
 """
 
 from vidssl.models.backbones import BACKBONE_NAMES, VideoBackbone, build_backbone
