@@ -108,8 +108,13 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
             assert all(0.0 <= v <= 1.0 for v in values.values())
             recalls = [values[k] for k in ("R@1", "R@5", "R@10", "R@20", "R@50")]
             assert recalls == sorted(recalls)
-    for name in ("loss_curves.png", "recall_at_k.png", "retrieval_grid.png"):
+    for name in summary["plots"].values():
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"loss", "recall", "linear", "diagnostics", "grid", "grid_random"} <= set(
+        summary["plots"]
+    )
+    assert "train/mining_recall" in summary["diagnostics"]["CoCLR rgb"]
+    assert "## What this run shows" in (out / "report.md").read_text()
     assert {"synth", "flow", "eval", "total"} <= set(summary["timings"])
     # InfoNCE beats random init on every stream (seed 0 measured R@1 36.7 vs 15.6 % on rgb,
     # 76.7 vs 48.9 % on flow, 72.2 vs 34.4 % fused, 90 test videos; 3 seeds in the README)

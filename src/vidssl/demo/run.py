@@ -307,7 +307,13 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
 
     import torch
 
-    from vidssl.demo.report import print_table, write_plots, write_summary
+    from vidssl.demo.report import (
+        diagnostic_means,
+        print_table,
+        write_plots,
+        write_report,
+        write_summary,
+    )
 
     out = Path(out)
     s = settings
@@ -342,9 +348,12 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
     progress.stage("eval", f"evaluating {', '.join(inits)} on rgb, flow and rgb+flow")
     evaluation = _evaluate(s, out, inits)
     progress.stage("report", "writing plots and summary.json")
-    plots = write_plots(out, evaluation, runs)
+    plots = write_plots(out, evaluation, runs, chance=1.0 / s.classes)
     progress.end()
-    summary = write_summary(out, evaluation["results"], s, progress, plots)
+    summary = write_summary(
+        out, evaluation["results"], s, progress, plots, diagnostic_means(runs)
+    )
+    write_report(out, summary)
     print_table(summary)
     print(f"[demo {progress.total():6.1f} s] done: {out / 'summary.json'}", flush=True)
     return summary

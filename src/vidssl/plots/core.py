@@ -160,6 +160,7 @@ def plot_retrieval_grid(
     *,
     query_titles: Sequence[str] | None = None,
     neighbour_titles: Sequence[Sequence[str]] | None = None,
+    title: str = "query → nearest neighbours (green: same class)",
 ) -> Path:
     """Rows of query → its nearest neighbours as frame strips; green frame = same class.
 
@@ -170,6 +171,7 @@ def plot_retrieval_grid(
         path: Output PNG.
         query_titles: Optional caption per query (e.g. its class).
         neighbour_titles: Optional caption per neighbour.
+        title: Figure title.
     """
     n_rows = len(query_strips)
     if n_rows == 0 or len(neighbour_strips) != n_rows or len(hits) != n_rows:
@@ -194,9 +196,10 @@ def plot_retrieval_grid(
             else:
                 color = "tab:green" if hits[r][c - 1] else "tab:red"
                 caption = neighbour_titles[r][c - 1] if neighbour_titles else f"#{c}"
+                caption = f"{caption} {'✓' if hits[r][c - 1] else '✗'}"
             for spine in ax.spines.values():
                 spine.set_edgecolor(color)
                 spine.set_linewidth(3 if c else 1)
             ax.set_title(caption, fontsize=7)
-    fig.suptitle("query → nearest neighbours (green: same class)", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)
