@@ -127,7 +127,8 @@ def mean_probabilities(logits: torch.Tensor, video: np.ndarray) -> tuple[torch.T
     """Softmax per clip (``[N, K]`` or ``[N, V, K]``), averaged per video over clips and views.
 
     Returns:
-        ``([videos, K] probabilities, table rows)`` in order of first appearance.
+        ``([videos, K] probabilities, table rows)`` with the rows sorted ascending (`np.unique`),
+        whatever the order of the clips.
     """
     probs = logits.float().softmax(dim=-1)
     if probs.ndim == 3:
