@@ -1,6 +1,5 @@
 import contextlib
 import pickle
-import time
 from fractions import Fraction
 
 import av
@@ -166,14 +165,12 @@ def test_corrupt_files_raise_corrupt_video_error(make_video, tmp_path, kind):
         _write_audio_only(path)
     else:
         path = tmp_path / "missing.mp4"
-    started = time.monotonic()
     with pytest.raises(CorruptVideoError, match=path.name):
         len(VideoFile(path))
     with pytest.raises(CorruptVideoError, match=path.name):
         VideoFile(path).read([0])
     with pytest.raises(CorruptVideoError, match=path.name):
         list(VideoFile(path).iter_frames())
-    assert time.monotonic() - started < 10
 
 
 def test_truncated_mp4_with_index_up_front(tmp_path):
