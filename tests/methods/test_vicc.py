@@ -381,3 +381,47 @@ def test_config_errors_are_one_line(tmp_path: Path) -> None:
     method = build_method(vicc_config("method.cross=true", f"method.pretrain=[{a},{a}]"))
     with pytest.raises(ConfigError, match="needs two-stream batches"):
         method.vicc_step(batch)
+
+
+def test_presets_mirror_the_reference_commands_and_the_optimiser_is_larc_cosine() -> None:
+    from vidssl.methods.registry import load_config
+    from vidssl.optim import LARC
+
+    single = load_config("vicc/ucf101_rgb_single")
+    m = single.method
+    assert (m.num_prototypes, m.temperature, m.epsilon, m.sinkhorn_iterations, m.queue_size) == (
+        300, 0.1, 0.05, 3, 1920,
+    )  # fmt: skip
+    assert (m.epoch_queue_starts, m.freeze_prototypes_nepochs, m.cross, m.second_clip_grad) == (
+        200, 100, False, False,
+    )  # fmt: skip
+    assert (single.data.batch_size, single.trainer.epochs, single.model.proj_dim) == (48, 500, 128)
+    cross = load_config("vicc/ucf101_flow_cross")
+    c = cross.method
+    assert (c.cross, c.reverse, c.epoch_queue_starts, c.freeze_prototypes_nepochs) == (
+        True, True, 25, 0,
+    )  # fmt: skip
+    assert c.pretrain == ["runs/vicc_ucf101_flow_single", "runs/vicc_ucf101_rgb_cross"]
+    assert (cross.data.batch_size, cross.trainer.epochs, cross.trainer.precision) == (
+        24, 100, "16-mixed",
+    )  # fmt: skip
+    assert load_config("vicc/ucf101_r21d_rgb_cross").method.pretrain == [
+        "runs/vicc_ucf101_r21d_rgb_single", "runs/vicc_ucf101_r21d_flow_single",
+    ]  # fmt: skip
+    # LARC SGD (momentum 0.9, trust 0.001, no clip, wd 1e-6), cosine 0.6 → 0.0006 per iteration
+    method = build_method(load_config("vicc/tiny", ["trainer.epochs=2"]))
+    method.steps_per_epoch = 5
+    optimizers = method.configure_optimizers()
+    optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, LARC) and (optimizer.trust_coefficient, optimizer.clip) == (
+        0.001, False,
+    )  # fmt: skip
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["weight_decay"]) == (0.9, 1e-6)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [6e-4 + 0.5 * (0.6 - 6e-4) * (1 + math.cos(math.pi * t / 10)) for t in range(10)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
