@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,11 @@ import torch
 from tests.data.dataset_helpers import tiny_synth
 
 from vidssl import cli
+from vidssl.errors import ConfigError
+from vidssl.methods.registry import load_config
+from vidssl.optim import lr_multiplier
 from vidssl.train.pretraining import run_pretraining
-from vidssl.train.schedule import load_schedule, plan_stages, run_schedule
+from vidssl.train.schedule import _stage_overrides, load_schedule, plan_stages, run_schedule
 
 
 def test_vicc_ucf101_schedule_plan_alternates_streams_for_two_cycles() -> None:
@@ -29,6 +34,23 @@ def test_vicc_ucf101_schedule_plan_alternates_streams_for_two_cycles() -> None:
     assert [s.pretrain_dirs for s in stages[2:]] == [
         (d[1], d[2]), (d[2], d[3]), (d[3], d[4]), (d[4], d[5]),
     ]  # fmt: skip
+
+
+def test_take_epoch_trains_300_epochs_of_a_500_epoch_cosine() -> None:
+    stages = plan_stages(load_schedule("vicc/ucf101_slurm_schedule"), Path("r"))
+    rgb = _stage_overrides(stages[0], ["data.root=D"], [])
+    assert rgb[-2:] == ["schedule.horizon_epochs=500", "trainer.epochs=300"]
+    cfg = load_config(stages[0].spec.preset, rgb)
+    assert (cfg.trainer.epochs, cfg.method.epoch_queue_starts) == (300, 150)
+    # the last iteration of epoch 299 runs at lr ≈ 0.21 (the reference's save_epoch299)
+    lr = cfg.optim.lr * lr_multiplier(cfg.schedule, cfg.optim.lr, 300 * 49 - 1, 49, 300)
+    assert lr == pytest.approx(6e-4 + 0.5 * (0.6 - 6e-4) * (1 + math.cos(math.pi * 0.6)), rel=1e-3)
+    assert 0.20 < lr < 0.21
+    cross = _stage_overrides(stages[2], [], [])  # cross stages: the full 100 epochs
+    assert not any(o.startswith(("trainer.epochs", "schedule.horizon")) for o in cross)
+    bad = dataclasses.replace(stages[1], spec=dataclasses.replace(stages[1].spec, take_epoch=501))
+    with pytest.raises(ConfigError, match="take_epoch=501 is beyond its 500-epoch schedule"):
+        _stage_overrides(bad, [], [])
 
 
 class _InterruptError(Exception):

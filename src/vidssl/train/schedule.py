@@ -13,6 +13,10 @@ A schedule is a YAML file whose name ends in ``_schedule`` (``coclr/ucf101_sched
       - {name: flow_coclr, preset: coclr/ucf101_flow, stream: flow, pretrain: [flow, rgb]}
     evaluation: {preset: coclr_retrieval, overrides: []}   # retrieval after every stage
 
+A stage may say ``take_epoch: N``: it then trains only the first N epochs of its preset's
+``trainer.epochs`` (cosine laid out over the full length, ``schedule.horizon_epochs``), the
+weights a later stage starts from (ViCC's slurm scripts: epoch 300 of a 500-epoch cosine).
+
 ``pretrain: [A, B]`` names streams: each becomes the run directory of the newest finished stage
 of that stream (``method.pretrain`` of the CoCLR presets). Every stage is an ordinary resumable
 run (``trainer.resume=auto``) in ``<run_dir>/<NN>_<label>/``; a finished stage writes
@@ -44,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_SUFFIX = "_schedule"
 STREAMS = ("rgb", "flow")
-_STAGE_KEYS = {"name", "preset", "stream", "pretrain", "overrides"}
+_STAGE_KEYS = {"name", "preset", "stream", "pretrain", "overrides", "take_epoch"}
 _TOP_KEYS = {"kind", "run_dir", "cycles", "seed", "cycle", "evaluation"}
 
 
@@ -57,6 +61,7 @@ class StageSpec:
     stream: str
     pretrain: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    take_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,12 +109,16 @@ def _stage(entry: Any, where: str) -> StageSpec:
     for name in (stream, *pretrain):
         if name not in STREAMS:
             raise ConfigError(f"{where}: stream {name!r} is not one of {list(STREAMS)}")
+    take_epoch = entry.get("take_epoch") or 0
+    if not isinstance(take_epoch, int) or take_epoch < 0:
+        raise ConfigError(f"{where}: take_epoch {take_epoch!r} is not a non-negative int")
     return StageSpec(
         name=str(entry["name"]),
         preset=str(entry["preset"]),
         stream=stream,
         pretrain=pretrain,
         overrides=tuple(str(o) for o in entry.get("overrides") or ()),
+        take_epoch=take_epoch,
     )
 
 
@@ -220,6 +229,15 @@ def _stage_overrides(stage: PlannedStage, common: Sequence[str], own: Sequence[s
         out.append(override)
     out += list(own)
     out.append(f"trainer.run_dir={stage.directory}")
+    if stage.spec.take_epoch:
+        full = load_config(stage.spec.preset, out)
+        horizon = full.schedule.horizon_epochs or full.trainer.epochs
+        if stage.spec.take_epoch > horizon:
+            raise ConfigError(
+                f"stage {stage.label}: take_epoch={stage.spec.take_epoch} is beyond its "
+                f"{horizon}-epoch schedule"
+            )
+        out += [f"schedule.horizon_epochs={horizon}", f"trainer.epochs={stage.spec.take_epoch}"]
     if stage.pretrain_dirs:
         out.append("method.pretrain=[" + ",".join(str(p) for p in stage.pretrain_dirs) + "]")
     return out
