@@ -105,6 +105,13 @@ def test_vicc_tiny_schedule_runs_all_stages_and_resumes_after_interruption(
     for index, views in ((1, 2), (2, 2), (3, 4), (4, 4)):
         queue = _queue_of(Path(records[index - 1]["directory"]))
         assert queue.shape == (views, 1, 4, 128) and queue[:, 0, -1].any(dim=1).all()
+    final = summary["final"]  # the newest RGB and flow encoders, alone and fused (R+F)
+    assert final["stages"] == {"rgb": "cycle1_rgb_cross", "flow": "cycle1_flow_cross"}
+    assert set(final["retrieval"]) == {"rgb", "flow", "rgb+flow"}
+    for stream, recall in final["retrieval"].items():
+        assert 0.0 <= recall["R@1"] <= recall["R@5"] <= 1.0, stream
+    assert final["retrieval"]["rgb"]["R@1"] == records[2]["retrieval"]["R@1"]
+    assert "| rgb+flow |" in (run_dir / "final.md").read_text()
     flow_cfg = (run_dir / "04_cycle1_flow_cross" / "config.yaml").read_text()
     assert str(stage3) in flow_cfg and str(run_dir / "02_flow_single") in flow_cfg
     assert "reverse: true" in flow_cfg
