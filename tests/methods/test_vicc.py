@@ -425,3 +425,20 @@ def test_presets_mirror_the_reference_commands_and_the_optimiser_is_larc_cosine(
         scheduler.step()
     expected = [6e-4 + 0.5 * (0.6 - 6e-4) * (1 + math.cos(math.pi * t / 10)) for t in range(10)]
     assert lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_bf16_mixed_precision_step_gives_a_finite_float32_loss(tmp_path: Path) -> None:
+    cfg = vicc_config("method.queue_size=8", "method.epoch_queue_starts=0",
+                      "trainer.precision=bf16-mixed", "trainer.epochs=2",
+                      run_dir=tmp_path / "run")  # fmt: skip
+    method = build_method(cfg)
+    losses: list[torch.Tensor] = []
+
+    class Losses(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, *args) -> None:
+            losses.append(outputs["loss"].detach())
+
+    fit(method, TwoViewVideos(8), cfg, callbacks=[Losses()])
+    assert len(losses) == 4 and all(loss.dtype == torch.float32 for loss in losses)
+    assert all(torch.isfinite(loss) for loss in losses)
+    assert method.queue.dtype == torch.float32 and method.queue[:, 0, -1].any(dim=1).all()
