@@ -250,13 +250,13 @@ class ViCC(BaseMethod):
     def stream_views(self, batch: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``(trained-stream clips, other-stream clips)``; the other is empty in single stream."""
         m = self.cfg.method
+        if (m.cross or m.reverse) and "flow_views" not in batch:
+            raise ConfigError(
+                f"ViCC with method.cross={m.cross}, method.reverse={m.reverse} needs two-stream "
+                "batches ('views' and 'flow_views'); use a two-stream dataset (data.flow_media)"
+            )
         if not m.cross:
             return (batch["flow_views"] if m.reverse else batch["views"]), []
-        if "flow_views" not in batch:
-            raise ConfigError(
-                "the ViCC cross stage needs two-stream batches ('views' and 'flow_views'); "
-                "use a two-stream dataset (data.flow_media)"
-            )
         rgb, flow = batch["views"], batch["flow_views"]
         return (flow, rgb) if m.reverse else (rgb, flow)
 
