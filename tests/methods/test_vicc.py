@@ -360,6 +360,16 @@ def test_pretrain_loads_a_encoder_and_prototypes_and_b_encoder_only(tmp_path: Pa
     for key, value in loaded.encoder_q.state_dict().items():
         assert torch.equal(value, source.encoder_q.state_dict()[key]), key
     assert torch.equal(loaded.prototypes.weight, source.prototypes.weight)
+    # an exported encoder as A: backbone only; head and prototypes keep their initialisation
+    from vidssl.models.checkpoints.export import export_encoder
+
+    export_encoder(source.encoder_q.backbone, tmp_path / "exported")
+    cfg = vicc_config("method.cross=true", f"method.pretrain=[{tmp_path / 'exported'},{b}]")
+    from_export, fresh = build_method(cfg), build_method(vicc_config())  # same seed
+    for key, value in from_export.encoder_q.backbone.state_dict().items():
+        assert torch.equal(value, source.encoder_q.backbone.state_dict()[key]), key
+    assert torch.equal(from_export.encoder_q.head[0].weight, fresh.encoder_q.head[0].weight)
+    assert torch.equal(from_export.prototypes.weight, fresh.prototypes.weight)
 
 
 def test_config_errors_are_one_line(tmp_path: Path) -> None:
