@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+from tests.methods.moco_helpers import moco_config
 
+from vidssl.config.schema import Config
+from vidssl.methods.registry import build_method
 from vidssl.methods.vicc import ViCC
+
+P = 10  # prototypes in the tiny configs
+
+
+def vicc_config(*overrides: str, run_dir: Path | None = None) -> Config:
+    """Tiny ViCC (R3D-10 width 1/16, 16-d embeddings, 10 prototypes), queue off by default."""
+    return moco_config(
+        "vicc", f"method.num_prototypes={P}", "method.queue_size=0", *overrides, run_dir=run_dir
+    )
+
+
+def vicc_checkpoint(path: Path, seed: int, *overrides: str) -> Path:
+    """A tiny single-stream ViCC state dict saved like a Lightning checkpoint."""
+    method = build_method(vicc_config(f"trainer.seed={seed}", *overrides))
+    torch.save({"state_dict": method.state_dict(), "epoch": 3}, path)
+    return path
 
 
 def sinkhorn_float64(
