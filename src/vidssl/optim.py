@@ -193,11 +193,13 @@ def lr_multiplier(
         base_lr: ``optim.lr``; ``min_lr`` and ``warmup_start_lr`` are relative to it.
         iteration: Optimiser steps taken so far.
         steps_per_epoch: Iterations per epoch (per process).
-        epochs: Length of the whole run in epochs (the cosine horizon).
+        epochs: Length of the whole run in epochs (the cosine horizon unless
+            ``cfg.horizon_epochs`` is set).
 
     Returns:
         The multiplier; ``lr = group_lr · multiplier``.
     """
+    epochs = cfg.horizon_epochs or epochs
     epoch = iteration // steps_per_epoch
     # Position in epochs: fractional when the schedule moves every iteration.
     position = iteration / steps_per_epoch if cfg.per_iteration else float(epoch)

@@ -11,6 +11,7 @@ prints a one-line summary.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_schedule(args: argparse.Namespace) -> int:
     from vidssl.train.schedule import (
+        format_final_table,
         format_table,
         load_schedule,
         plan_stages,
@@ -51,6 +53,11 @@ def _run_schedule(args: argparse.Namespace) -> int:
         return 0
     records = run_schedule(args.config, args.overrides)
     print(format_table(records))
+    if records:  # the final RGB / flow / R+F retrieval, when the schedule evaluated one
+        summary = Path(records[-1].directory).parent / "schedule.json"
+        final = json.loads(summary.read_text()).get("final") if summary.is_file() else None
+        if final:
+            print("\n" + format_final_table(final))
     return 0
 
 

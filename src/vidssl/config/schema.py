@@ -163,7 +163,10 @@ class ScheduleConfig:
 
     ``warmup_epochs`` ramps linearly from ``warmup_start_lr``; ``warmup_multipliers`` instead gives
     one multiplier per warm-up epoch (CVTCL: ``[0.01, 0.05, 0.1, 0.5, 1]``). With
-    ``per_iteration=false`` the schedule only changes at epoch boundaries.
+    ``per_iteration=false`` the schedule only changes at epoch boundaries. ``horizon_epochs``
+    (cosine only; 0 = ``trainer.epochs``) is the length the cosine is laid out over, so a run can
+    stop part-way through a longer schedule (ViCC's cross stages start from epoch 300 of a
+    500-epoch single-stream cosine: ``trainer.epochs=300 schedule.horizon_epochs=500``).
     """
 
     name: Literal["none", "step", "multistep", "cosine"] = "none"
@@ -175,6 +178,7 @@ class ScheduleConfig:
     warmup_start_lr: float = 0.0
     warmup_multipliers: list[float] = field(default_factory=list)
     per_iteration: bool = True
+    horizon_epochs: int = 0
 
 
 @dataclass
@@ -344,6 +348,7 @@ def validate_config(cfg: Config) -> None:
     _require(s.gamma > 0, "schedule.gamma", s.gamma, "a positive float")
     _require(s.step_size >= 1, "schedule.step_size", s.step_size, "a positive int")
     _require(s.warmup_epochs >= 0, "schedule.warmup_epochs", s.warmup_epochs, "non-negative")
+    _require(s.horizon_epochs >= 0, "schedule.horizon_epochs", s.horizon_epochs, "non-negative")
     _require(
         s.milestones == sorted(set(s.milestones)) and all(m > 0 for m in s.milestones),
         "schedule.milestones", s.milestones, "a strictly increasing list of positive epochs",

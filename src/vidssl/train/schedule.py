@@ -13,11 +13,19 @@ A schedule is a YAML file whose name ends in ``_schedule`` (``coclr/ucf101_sched
       - {name: flow_coclr, preset: coclr/ucf101_flow, stream: flow, pretrain: [flow, rgb]}
     evaluation: {preset: coclr_retrieval, overrides: []}   # retrieval after every stage
 
+A stage may say ``take_epoch: N``: it then trains only the first N epochs of its preset's
+``trainer.epochs`` (cosine laid out over the full length, ``schedule.horizon_epochs``), the
+weights a later stage starts from (ViCC's slurm scripts: epoch 300 of a 500-epoch cosine).
+
 ``pretrain: [A, B]`` names streams: each becomes the run directory of the newest finished stage
 of that stream (``method.pretrain`` of the CoCLR presets). Every stage is an ordinary resumable
 run (``trainer.resume=auto``) in ``<run_dir>/<NN>_<label>/``; a finished stage writes
 ``stage.json`` and is skipped when the schedule runs again, so re-running the command after an
 interruption continues at the interrupted stage (from its last checkpoint).
+
+When every stage is evaluated, the newest RGB and flow encoders are also evaluated together at
+the end (RGB, flow and R+F: summed cosine similarities), in ``<run_dir>/final_eval/``, written to
+``final.md`` and ``schedule.json["final"]``.
 
 Overrides given on the command line go to every stage, except ``trainer.run_dir`` (the schedule
 root), ``cycles=N`` and ``evaluate=false`` (schedule settings) and ``<stage name>.<key>=value``
@@ -44,7 +52,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_SUFFIX = "_schedule"
 STREAMS = ("rgb", "flow")
-_STAGE_KEYS = {"name", "preset", "stream", "pretrain", "overrides"}
+_STAGE_KEYS = {"name", "preset", "stream", "pretrain", "overrides", "take_epoch"}
 _TOP_KEYS = {"kind", "run_dir", "cycles", "seed", "cycle", "evaluation"}
 
 
@@ -57,6 +65,7 @@ class StageSpec:
     stream: str
     pretrain: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    take_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,12 +113,16 @@ def _stage(entry: Any, where: str) -> StageSpec:
     for name in (stream, *pretrain):
         if name not in STREAMS:
             raise ConfigError(f"{where}: stream {name!r} is not one of {list(STREAMS)}")
+    take_epoch = entry.get("take_epoch") or 0
+    if not isinstance(take_epoch, int) or take_epoch < 0:
+        raise ConfigError(f"{where}: take_epoch {take_epoch!r} is not a non-negative int")
     return StageSpec(
         name=str(entry["name"]),
         preset=str(entry["preset"]),
         stream=stream,
         pretrain=pretrain,
         overrides=tuple(str(o) for o in entry.get("overrides") or ()),
+        take_epoch=take_epoch,
     )
 
 
@@ -220,6 +233,15 @@ def _stage_overrides(stage: PlannedStage, common: Sequence[str], own: Sequence[s
         out.append(override)
     out += list(own)
     out.append(f"trainer.run_dir={stage.directory}")
+    if stage.spec.take_epoch:
+        full = load_config(stage.spec.preset, out)
+        horizon = full.schedule.horizon_epochs or full.trainer.epochs
+        if stage.spec.take_epoch > horizon:
+            raise ConfigError(
+                f"stage {stage.label}: take_epoch={stage.spec.take_epoch} is beyond its "
+                f"{horizon}-epoch schedule"
+            )
+        out += [f"schedule.horizon_epochs={horizon}", f"trainer.epochs={stage.spec.take_epoch}"]
     if stage.pretrain_dirs:
         out.append("method.pretrain=[" + ",".join(str(p) for p in stage.pretrain_dirs) + "]")
     return out
@@ -278,6 +300,51 @@ def _run_stage(
     return record
 
 
+def _final_retrieval(
+    planned: Sequence[PlannedStage], records: Sequence[StageRecord], common: Sequence[str],
+    per_stage: dict[str, list[str]], spec: ScheduleSpec, root: Path,
+    retrieval_fn: Callable[..., dict[str, Any]],
+) -> dict[str, Any] | None:  # fmt: skip
+    """RGB, flow and R+F retrieval of the newest RGB and flow stages (None without both)."""
+    from vidssl.methods.registry import load_config
+
+    newest: dict[str, tuple[PlannedStage, StageRecord]] = {}
+    for stage, record in zip(planned, records):
+        newest[stage.spec.stream] = (stage, record)
+    if set(newest) != set(STREAMS) or not spec.eval_preset:
+        return None
+    configs = {
+        stream: load_config(stage.spec.preset, _stage_overrides(
+            stage, common, per_stage.get(stage.spec.name, [])))
+        for stream, (stage, _) in newest.items()
+    }  # fmt: skip
+    flow = configs["flow"].data
+    flow_media = flow.flow_media if flow.flow_media else flow.media
+    overrides = _eval_overrides(configs["rgb"], "rgb", spec.eval_overrides)
+    if flow_media:
+        overrides.append(f"data.flow_media={flow_media}")
+    ev = retrieval_fn(
+        newest["rgb"][1].encoder, spec.eval_preset, overrides=overrides,
+        flow_encoder=newest["flow"][1].encoder, out=root / "final_eval",
+    )  # fmt: skip
+    labels = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
+    return {
+        "stages": {stream: record.label for stream, (_, record) in newest.items()},
+        "retrieval": {labels[k]: dict(v) for k, v in ev["results"].items() if k in labels},
+    }
+
+
+def format_final_table(final: dict[str, Any]) -> str:
+    """Markdown table of the final RGB / flow / R+F retrieval."""
+    ks = ("R@1", "R@5", "R@10", "R@20", "R@50")
+    lines = ["| stream | " + " | ".join(ks) + " |", "|---|" + "---|" * len(ks)]
+    for stream, recall in final["retrieval"].items():
+        values = " | ".join(f"{100 * recall[k]:.1f}" if k in recall else "–" for k in ks)
+        lines.append(f"| {stream} | {values} |")
+    stages = ", ".join(f"{s}: {label}" for s, label in final["stages"].items())
+    return "\n".join([*lines, "", f"Encoders: {stages}."])
+
+
 def format_table(records: Sequence[StageRecord]) -> str:
     """Markdown table: one row per stage with retrieval R@k, steps and time."""
     ks = ("R@1", "R@5", "R@10")
@@ -322,7 +389,8 @@ def run_schedule(
         from vidssl.eval.run import run_retrieval as retrieval_fn
     records = []
     start = time.perf_counter()
-    for stage in plan_stages(spec, root):
+    planned = plan_stages(spec, root)
+    for stage in planned:
         done = stage.directory / "stage.json"
         if done.is_file():
             record = StageRecord(**json.loads(done.read_text()))
@@ -333,6 +401,12 @@ def run_schedule(
         records.append(record)
     table = format_table(records)
     atomic_write_text(root / "schedule.md", table + "\n")
+    final = None
+    if evaluate:
+        final = _final_retrieval(planned, records, common, per_stage, spec, root, retrieval_fn)
+    if final is not None:
+        atomic_write_text(root / "final.md", format_final_table(final) + "\n")
+        log.info("final retrieval:\n%s", format_final_table(final))
     atomic_write_text(
         root / "schedule.json",
         json.dumps(
@@ -341,6 +415,7 @@ def run_schedule(
                 "cycles": spec.cycles,
                 "seconds": time.perf_counter() - start,
                 "stages": [asdict(r) for r in records],
+                "final": final,
             },
             indent=2,
         ),
