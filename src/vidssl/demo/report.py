@@ -46,8 +46,12 @@ PLOTS = {
     "grid": "retrieval_grid.png",
     "grid_random": "retrieval_grid_random.png",
 }
-#: Per-step diagnostics of the co-training methods (CoCLR's class recall of its mined positives).
-DIAGNOSTICS = {"train/mining_recall": "class recall of mined positives"}
+#: Per-step diagnostics of the co-training methods: CoCLR's class recall of its mined positives,
+#: ViCC's agreement of argmax codes between same-class batch neighbours.
+DIAGNOSTICS = {
+    "train/mining_recall": "class recall of mined positives",
+    "train/code_agreement": "same-class code agreement",
+}
 GRID_QUERIES = 5
 GRID_NEIGHBOURS = 5
 
