@@ -12,6 +12,10 @@ from vidssl.data.sources import FrameFolder, LmdbVideo, VideoFile, lmdb_store
 INDICES = [9, 0, 3, 3, 17, 10]  # unordered, repeated, across keyframes (gop 5)
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_bench_loader")
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench_loader_data")

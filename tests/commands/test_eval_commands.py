@@ -6,6 +6,9 @@ import torch
 from vidssl import cli
 from vidssl.eval.results import RECORD_KEYS
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_eval_commands")
+
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):

@@ -15,6 +15,10 @@ from vidssl.models import load_encoder
 PREFIX = "encoder_q.backbone."
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_pretrain")
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     return tiny_synth(tmp_path_factory.mktemp("synth"), corrupt=1)

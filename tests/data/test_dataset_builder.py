@@ -17,6 +17,9 @@ from vidssl.methods.registry import load_config
 from vidssl.train.engine import ReportSkippedVideos
 from vidssl.train.loader import build_train_loader
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_dataset_builder")
+
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):

@@ -26,6 +26,10 @@ ATOL = 1e-5
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # written out on purpose
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_device_augment")
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     return tiny_synth(tmp_path_factory.mktemp("synth"))

@@ -28,6 +28,10 @@ def all_bytes(root: Path) -> dict[str, bytes]:
     }
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_synthetic")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")

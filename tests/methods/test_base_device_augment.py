@@ -18,6 +18,9 @@ from vidssl.data.dataset_builder import build_pretrain_dataset
 from vidssl.methods.registry import build_method, load_config
 from vidssl.train.engine import fit
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_base_device_augment")
+
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):

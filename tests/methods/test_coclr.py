@@ -171,16 +171,18 @@ def test_cpr_config_error_when_the_last_pool_is_smaller_than_topk(tmp_path: Path
         coclr_config("coclr", pretrain_pair(tmp_path), "method.cascade=true")
 
 
-def test_instance_drop_rate_is_ninety_percent_over_many_steps(tmp_path: Path) -> None:
+def test_each_step_takes_one_instance_drop_draw_from_the_seeded_stream(tmp_path: Path) -> None:
+    # The 0.9 rate itself is checked within a binomial bound over many draws in test_mining.py;
+    # here: the method takes exactly one draw per step from its generator seeded by trainer.seed.
     method = build_method(coclr_config("coclr", pretrain_pair(tmp_path), "data.batch_size=2"))
     draws = []
     batch = two_stream_batch(batch_size=2, seed=0)
-    for _ in range(300):
+    for _ in range(40):
         with torch.no_grad():
             draws.append(method.contrastive_step(batch)["instance_dropped"])
-    assert sum(draws) / len(draws) == pytest.approx(0.9, abs=0.04)
-    generator = torch.Generator().manual_seed(method.cfg.trainer.seed)  # the same stream again
+    generator = torch.Generator().manual_seed(method.cfg.trainer.seed)
     assert draws == [float(mining.draw_instance_drop(generator, 0.9)) for _ in draws]
+    assert 0.0 in draws and 1.0 in draws
 
 
 class Recorder(Callback):

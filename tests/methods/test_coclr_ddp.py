@@ -77,6 +77,10 @@ def lightning_phase(pair, run_dir: str) -> dict:
     return {"world": trainer.world_size, "queues": queues, "changed": changed}
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_coclr_ddp")
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("coclr_ddp")

@@ -110,6 +110,10 @@ def lightning_phase(run_dir: str, rank: int) -> dict:
     }
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_moco_ddp")
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("moco_ddp")

@@ -59,6 +59,10 @@ def rank_outputs(rank: int, world: int, run_dir: str) -> dict:
     }
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_vicc_ddp")
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("vicc_ddp")

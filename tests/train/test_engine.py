@@ -51,6 +51,10 @@ def train(
     return method
 
 
+# The module fixture is expensive: keep this module on one xdist worker so it is built once.
+pytestmark = pytest.mark.xdist_group("test_engine")
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> ToyMethod:
     return train(tmp_path_factory.mktemp("uninterrupted"))
