@@ -39,7 +39,8 @@ def test_retrieval_end_to_end(synth, tmp_path, capsys):
     assert list(rgb) == keys and rgb["degenerate_features"] is False
     # split 01: 3 train (1 corrupt -> 2 in the gallery, one per class) / 4 test queries
     assert (rgb["queries"], rgb["gallery"]) == (4, 2)
-    assert rgb["R@5"] == 1.0 and rgb["R@1"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    # the R@k values themselves are checked against a hand computation in
+    # tests/eval/test_orchestration.py (a gallery of 2 makes every R@k here trivially true)
     assert record["skipped"]["count"] == 1 and len(record["skipped"]["rgb_train"]) == 1
     assert record["protocol"]["seq_len"] == 8 and record["protocol"]["resolution"] == 32
     assert record["encoders"]["rgb"]["sha256"] and record["encoders"]["rgb"]["arch"] == "r3d_18"
@@ -53,7 +54,6 @@ def test_linear_and_finetune_end_to_end(synth, tmp_path, capsys):
     assert set(linear["results"]["rgb"]) == keys
     assert linear["results"]["rgb"]["degenerate_features"] is False
     assert linear["results"]["rgb"]["videos"] == 4 and linear["settings"]["linear"]["epochs"] == 3
-    assert linear["results"]["rgb"]["top5"] == 1.0  # 2 classes
     assert cli.main(["eval", "finetune", *common(synth, tmp_path), "--epochs", "1"]) == 0
     finetune = json.loads((tmp_path / "finetune.json").read_text())
     keys = set(finetune["results"]["rgb"])
