@@ -1,7 +1,6 @@
 import sys
 import types
 
-import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +14,8 @@ from vidssl.data.flow.extract import (
 )
 from vidssl.errors import UserError
 from vidssl.utils.jpeg import decode_jpeg, encode_jpeg
+
+cv2 = pytest.importorskip("cv2")  # the [flow] extra (installed with [dev])
 
 
 def smooth_texture(height: int, width: int, seed: int = 0) -> np.ndarray:
