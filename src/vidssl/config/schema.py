@@ -164,6 +164,11 @@ class ScheduleConfig:
     ``warmup_epochs`` ramps linearly from ``warmup_start_lr``; ``warmup_multipliers`` instead gives
     one multiplier per warm-up epoch (CVTCL: ``[0.01, 0.05, 0.1, 0.5, 1]``). With
     ``per_iteration=false`` the schedule only changes at epoch boundaries.
+
+    ``plateau_monitor`` (e.g. ``val/loss``, logged by the method from its validation data)
+    replaces the iteration schedule by ``ReduceLROnPlateau(mode, factor, patience, min_lr)``
+    stepped once per epoch, after validation, on that metric; it needs ``name=none`` and no
+    warm-up.
     """
 
     name: Literal["none", "step", "multistep", "cosine"] = "none"
@@ -175,6 +180,11 @@ class ScheduleConfig:
     warmup_start_lr: float = 0.0
     warmup_multipliers: list[float] = field(default_factory=list)
     per_iteration: bool = True
+    plateau_monitor: str = ""
+    plateau_mode: Literal["min", "max"] = "min"
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    plateau_min_lr: float = 0.0
 
 
 @dataclass
@@ -356,6 +366,14 @@ def validate_config(cfg: Config) -> None:
         not (s.warmup_multipliers and s.warmup_epochs),
         "schedule.warmup_epochs", s.warmup_epochs, "0 when schedule.warmup_multipliers is set",
     )  # fmt: skip
+    if s.plateau_monitor:
+        _require(
+            s.name == "none" and not s.warmup_epochs and not s.warmup_multipliers,
+            "schedule.plateau_monitor", s.plateau_monitor,
+            "empty with schedule.name != none or a warm-up (one lr schedule at a time)",
+        )  # fmt: skip
+        _require(0 < s.plateau_factor < 1, "schedule.plateau_factor", s.plateau_factor, "in (0, 1)")
+        _require(s.plateau_patience >= 0, "schedule.plateau_patience", s.plateau_patience, ">= 0")
     _require(t.epochs >= 1, "trainer.epochs", t.epochs, "a positive int")
     _require(t.max_steps == -1 or t.max_steps >= 1, "trainer.max_steps", t.max_steps, "-1 or ≥ 1")
     _require(

@@ -39,7 +39,12 @@ from vidssl.config.schema import Config, MethodConfig
 from vidssl.data.transforms import device as device_augment
 from vidssl.data.transforms.batched import BatchedVideoAugment
 from vidssl.errors import UserError
-from vidssl.optim import build_optimizer, build_param_groups, build_scheduler
+from vidssl.optim import (
+    build_optimizer,
+    build_param_groups,
+    build_plateau_scheduler,
+    build_scheduler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +169,24 @@ class BaseMethod(lightning.LightningModule):
     def validate_config(cls, cfg: Config) -> None:
         """Checks cross-section constraints of this method; raise `ConfigError` on a problem."""
 
+    @classmethod
+    def build_datasets(cls, cfg: Config) -> tuple[Any, Any]:
+        """``(train, val)`` datasets of a run; default: `build_pretrain_dataset` and no val."""
+        from vidssl.data.dataset_builder import build_pretrain_dataset
+
+        return build_pretrain_dataset(cfg), None
+
+    def attach_data(self, dataset: Any) -> None:
+        """Sees the training dataset before training or a resume starts (e.g. to size banks)."""
+
+    def encoder_input(self) -> dict[str, Any]:
+        """Input contract of the exported backbone, where it differs from ``cfg.data``.
+
+        Keys ``residual`` (a residual mode or None) and ``normalization`` (a preset name);
+        missing keys fall back to ``data.residual`` and ImageNet normalisation.
+        """
+        return {}
+
     # ----------------------------------------------------------------------------- optimiser
     def learnable_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         """Parameters given to the optimiser (default: all with ``requires_grad``)."""
@@ -178,9 +201,18 @@ class BaseMethod(lightning.LightningModule):
         return self.steps_per_epoch
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """The optimiser from ``cfg.optim`` and a per-iteration scheduler from ``cfg.schedule``."""
+        """The optimiser from ``cfg.optim`` and a per-iteration scheduler from ``cfg.schedule``.
+
+        With ``schedule.plateau_monitor`` the scheduler is a per-epoch ``ReduceLROnPlateau`` on
+        that logged metric instead.
+        """
         groups = build_param_groups(self.learnable_named_parameters(), self.cfg.optim)
         optimizer = build_optimizer(groups, self.cfg.optim)
+        plateau = build_plateau_scheduler(optimizer, self.cfg.schedule)
+        if plateau is not None:  # stepped per epoch, after validation, on the monitored metric
+            monitor = self.cfg.schedule.plateau_monitor
+            config = {"scheduler": plateau, "monitor": monitor, "interval": "epoch"}
+            return {"optimizer": optimizer, "lr_scheduler": config}
         scheduler = build_scheduler(
             optimizer,
             self.cfg.schedule,
