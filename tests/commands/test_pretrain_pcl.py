@@ -1,5 +1,6 @@
 """`vidssl pretrain pcl/tiny`: runs, resumes exactly, exports a residual encoder that
-`vidssl eval retrieval --preset pcl_tiny` evaluates (9216-d-style conv features)."""
+`vidssl eval retrieval --preset pcl_tiny` and `vidssl eval finetune --preset pcl_tiny_finetune`
+evaluate."""
 
 from __future__ import annotations
 
@@ -75,3 +76,8 @@ def test_pretrain_pcl_resumes_exactly_and_exports_for_pcl_retrieval(synth, tmp_p
     assert rgb["queries"] == 6 and rgb["gallery"] == 6
     assert 0.0 <= rgb["R@1"] <= 1.0 and rgb["R@5"] == 1.0  # 2 classes
     assert record["protocol"]["name"] == "pcl"
+    ft_args = ["eval", "finetune", "--encoder", str(straight / "encoder"), "--preset",
+               "pcl_tiny_finetune", "--root", str(synth), "--out", str(out), "--epochs", "1"]
+    assert cli.main(ft_args) == 0
+    finetune = json.loads((out / "finetune.json").read_text())["results"]["rgb"]
+    assert finetune["videos"] == 6 and finetune["top5"] == 1.0

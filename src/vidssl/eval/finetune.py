@@ -46,6 +46,7 @@ __all__ = [
     "clip_epoch",
     "crop_probabilities",
     "evaluate_multi_crop",
+    "finetune_optimizer",
     "run_finetune",
     "train_finetune",
 ]
@@ -100,7 +101,8 @@ def crop_probabilities(
     return modes, rows
 
 
-def _optimizer(model: FinetuneModel, settings: FinetuneSettings) -> torch.optim.Optimizer:
+def finetune_optimizer(model: FinetuneModel, settings: FinetuneSettings) -> torch.optim.Optimizer:
+    """``settings.optimizer`` over the model; the backbone group at ``lr·backbone_lr_mult``."""
     cfg = OptimConfig(
         name=settings.optimizer,
         lr=settings.lr,
@@ -134,7 +136,7 @@ def train_finetune(
     """
     device = resolve_device(device)
     model.to(device)
-    optimizer = _optimizer(model, settings)
+    optimizer = finetune_optimizer(model, settings)
     loader = clip_loader(dataset, batch_size=batch_size, workers=workers, shuffle=True, seed=seed)
     head_lrs, failed = [], set()
     for epoch in range(settings.epochs):
@@ -221,6 +223,10 @@ def run_finetune(
 ) -> dict[str, Any]:
     """Fine-tunes on the train split and tests with centre / 5-crop / 10-crop on the test split.
 
+    With ``finetune.protocol=pcl`` it runs PCL's protocol instead
+    (`vidssl.eval.finetune_pcl.run_pcl_finetune`: held-out validation, plateau lr, best-val
+    model, 10 uniform clips with averaged logits; results ``top1``, ``top5``).
+
     Args:
         encoder: Our export directory or an `EvalEncoder` (its weights are trained in place).
         config: `EvalConfig`, eval preset name or YAML path.
@@ -238,6 +244,11 @@ def run_finetune(
     cfg = as_config(config, overrides)
     data, runtime, settings = cfg.data, cfg.runtime, cfg.finetune
     streams = load_streams(cfg, encoder, flow_encoder)
+    if settings.protocol == "pcl":
+        from vidssl.eval.finetune_pcl import run_pcl_finetune
+
+        results, skipped, record = run_pcl_finetune(cfg, streams)
+        return finish(cfg, "finetune", streams, record, results, skipped, out, name)
     results: dict[str, Any] = {}
     skipped: dict[str, list[str]] = {}
     fused_inputs = []
