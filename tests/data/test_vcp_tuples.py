@@ -137,3 +137,21 @@ def test_build_tuple_dataset_geometry_and_augmentation(tmp_path) -> None:
     assert names[:2] == ["Resize", "RandomCrop"] and "ColorJitter" in names
     assert isinstance(strong.transform.transforms[-1], Normalize)
     assert strong.transform.transforms[-1].stats == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_each_clip_gets_its_own_augmentation(tmp_path) -> None:
+    from vidssl.data.sources.video_io import write_video
+    from vidssl.data.transforms.presets import pcl_train
+
+    # every frame is the same image: the clips only differ by their augmentation draws
+    frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "still.avi", np.repeat(frame[None], 64, axis=0), gop=64)
+    data = VcpTupleDataset(
+        table(tmp_path, ["still.avi"], n_frames=[64]), VcpTuples(), pcl_train(32, (37, 49))
+    )
+    differing = 0
+    for seed in range(5):
+        views = data.make_item(0, np.random.default_rng(seed))["views"]
+        gaps = [float((views[i] - views[j]).abs().mean()) for i, j in ((0, 1), (1, 2), (0, 2))]
+        differing += sum(gap > 0.05 for gap in gaps)
+    assert differing >= 12  # of 15 pairs (flip and crop alone differ in most draws)

@@ -254,3 +254,28 @@ def test_exported_input_contract() -> None:
         "normalization": "imagenet",
     }
     assert pcl_method("vcp/tiny").encoder_input() == {"residual": "vcp", "normalization": "none"}
+
+
+def test_presets_mirror_the_reference_commands() -> None:
+    pcl = load_config("pcl/ucf101_r3d")
+    m, d, o, s = pcl.method, pcl.data, pcl.optim, pcl.schedule
+    assert (m.name, m.w_con, m.negatives, m.temperature, m.bank_momentum) == (
+        "pcl", 0.5, 1024, 0.07, 0.5,
+    )  # fmt: skip
+    assert (m.proj_hidden_dim, m.proj_dim, m.residual, m.strong_aug) == (512, 128, "pcl", True)
+    assert (m.interval, m.tuple_len, m.remote_distance, m.reference_stride) == (8, 3, 16, False)
+    assert (d.seq_len, d.img_size, d.batch_size, pcl.model.backbone) == (16, 112, 16, "r3d_10")
+    assert (o.name, o.lr, o.momentum, o.weight_decay) == ("sgd", 0.01, 0.9, 5e-4)
+    assert (s.name, s.plateau_monitor, s.plateau_factor, s.plateau_patience, s.plateau_min_lr) == (
+        "none", "val/loss", 0.1, 50, 1e-5,
+    )  # fmt: skip
+    assert (pcl.trainer.epochs, pcl.trainer.seed) == (200, 632)
+    backbones = {name: load_config(f"pcl/ucf101_{name}").model.backbone
+                 for name in ("r21d", "c3d", "r18")}  # fmt: skip
+    assert backbones == {"r21d": "r21d_10", "c3d": "c3d", "r18": "r3d_18"}
+    vcp = load_config("vcp/ucf101_r3d")
+    assert (vcp.method.name, vcp.method.w_con, vcp.method.residual, vcp.method.strong_aug) == (
+        "vcp", 0.0, "vcp", False,
+    )  # fmt: skip
+    assert (vcp.data.batch_size, vcp.schedule.plateau_monitor, vcp.optim.lr) == (8, "", 0.01)
+    assert load_config("vcp/ucf101_c3d").model.backbone == "c3d"
