@@ -26,8 +26,10 @@ sys.path[:0] = {paths!r}
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
-from tests.methods.test_pcl_ddp import run_steps
-torch.save(run_steps(rank, world), {run_dir!r} + f"/rank{{rank}}.pt")
+from tests.methods.test_pcl_ddp import run_steps, lightning_phase
+out = run_steps(rank, world)
+out["lightning"] = lightning_phase({run_dir!r}, {synth!r})
+torch.save(out, {run_dir!r} + f"/rank{{rank}}.pt")
 """
 
 
@@ -42,9 +44,36 @@ def run_steps(rank: int, world: int) -> dict:
     return {"bank_clip1": method.bank_clip1.clone(), "bank_clip3": method.bank_clip3.clone()}
 
 
+def lightning_phase(run_dir: str, synth: str) -> dict:
+    """Two epochs of pcl/tiny under Lightning DDP (train-mode BN, validation, plateau)."""
+    from vidssl.methods.registry import build_method, load_config
+    from vidssl.train.engine import fit
+
+    cfg = load_config("pcl/tiny", [
+        f"data.root={synth}", f"trainer.run_dir={run_dir}/lightning", "trainer.devices=auto",
+        "trainer.epochs=2", "data.batch_size=2", "trainer.progress_bar_refresh=0",
+    ])  # fmt: skip
+    train, val = type(build_method(cfg)).build_datasets(cfg)
+    method = build_method(cfg)
+    trainer = fit(method, train, cfg, val_data=val)
+    return {
+        "world": trainer.world_size,
+        "steps": trainer.global_step,
+        "plateau": method.plateau.state_dict(),
+        "bank_clip1": method.bank_clip1.clone(),
+        "bank_clip3": method.bank_clip3.clone(),
+        "head": method.head.weight.detach().clone(),
+    }
+
+
 @pytest.mark.ddp
+@pytest.mark.slow
 def test_banks_identical_across_ranks_and_equal_one_process(tmp_path: Path) -> None:
-    script = SCRIPT.format(paths=IMPORT_PATHS, run_dir=str(tmp_path))
+    from vidssl.data.synthetic import make_synthetic_dataset
+
+    synth = tmp_path / "synth"
+    make_synthetic_dataset(synth, classes=2, videos_per_class=6, frames=48, size=40, workers=1)
+    script = SCRIPT.format(paths=IMPORT_PATHS, run_dir=str(tmp_path), synth=str(synth))
     rank0, rank1 = run_two_ranks(script, tmp_path, tmp_path)
     single = run_steps(0, 1)
     initial = pcl_method("pcl/tiny").bank_clip1
@@ -55,3 +84,9 @@ def test_banks_identical_across_ranks_and_equal_one_process(tmp_path: Path) -> N
     untouched = [i for i in range(12) if i not in touched]
     assert not torch.allclose(rank0["bank_clip1"][touched], initial[touched])
     assert torch.equal(rank0["bank_clip1"][untouched], initial[untouched])
+    # Lightning DDP: the banks, weights and plateau state agree on both ranks after training
+    lit0, lit1 = rank0["lightning"], rank1["lightning"]
+    assert lit0["world"] == 2 and lit0["steps"] == lit1["steps"] == 2
+    for key in ("bank_clip1", "bank_clip3", "head"):
+        assert torch.equal(lit0[key], lit1[key]), key
+    assert lit0["plateau"] == lit1["plateau"] and lit0["plateau"]["last_epoch"] == 2
