@@ -235,3 +235,23 @@ def build_scheduler(
         return lr_multiplier(cfg, base_lr, iteration, steps_per_epoch, epochs)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+def build_plateau_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: ScheduleConfig
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """``ReduceLROnPlateau`` from ``cfg.plateau_*`` (None when ``plateau_monitor`` is empty).
+
+    Stepped once per epoch with the monitored metric: after ``plateau_patience`` epochs without
+    improvement every group's lr is multiplied by ``plateau_factor``, never below
+    ``plateau_min_lr`` (PCL: factor 0.1, patience 50, min_lr 1e-5 on the validation loss).
+    """
+    if not cfg.plateau_monitor:
+        return None
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode=cfg.plateau_mode,
+        factor=cfg.plateau_factor,
+        patience=cfg.plateau_patience,
+        min_lr=cfg.plateau_min_lr,
+    )

@@ -83,7 +83,7 @@ def test_training_uses_backbone_lr_mult_and_milestones(make_video):
     lrs, failed = train_finetune(model, dataset, settings, batch_size=2, progress=False)
     assert lrs == pytest.approx([0.1, 0.01, 0.001]) and failed == set()
     assert not torch.equal(before, model.backbone.scale.detach())
-    from vidssl.eval.finetune import _optimizer
+    from vidssl.eval.finetune import finetune_optimizer
 
-    groups = {g["name"]: g["lr"] for g in _optimizer(model, settings).param_groups}
+    groups = {g["name"]: g["lr"] for g in finetune_optimizer(model, settings).param_groups}
     assert groups == {"lr_x0.1": pytest.approx(0.01), "lr_x1": pytest.approx(0.1)}

@@ -167,6 +167,11 @@ class ScheduleConfig:
     (cosine only; 0 = ``trainer.epochs``) is the length the cosine is laid out over, so a run can
     stop part-way through a longer schedule (ViCC's cross stages start from epoch 300 of a
     500-epoch single-stream cosine: ``trainer.epochs=300 schedule.horizon_epochs=500``).
+
+    ``plateau_monitor`` (e.g. ``val/loss``, logged by the method from its validation data)
+    replaces the iteration schedule by ``ReduceLROnPlateau(mode, factor, patience, min_lr)``
+    stepped once per epoch, after validation, on that metric; it needs ``name=none`` and no
+    warm-up.
     """
 
     name: Literal["none", "step", "multistep", "cosine"] = "none"
@@ -179,6 +184,11 @@ class ScheduleConfig:
     warmup_multipliers: list[float] = field(default_factory=list)
     per_iteration: bool = True
     horizon_epochs: int = 0
+    plateau_monitor: str = ""
+    plateau_mode: Literal["min", "max"] = "min"
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    plateau_min_lr: float = 0.0
 
 
 @dataclass
@@ -361,6 +371,14 @@ def validate_config(cfg: Config) -> None:
         not (s.warmup_multipliers and s.warmup_epochs),
         "schedule.warmup_epochs", s.warmup_epochs, "0 when schedule.warmup_multipliers is set",
     )  # fmt: skip
+    if s.plateau_monitor:
+        _require(
+            s.name == "none" and not s.warmup_epochs and not s.warmup_multipliers,
+            "schedule.plateau_monitor", s.plateau_monitor,
+            "empty with schedule.name != none or a warm-up (one lr schedule at a time)",
+        )  # fmt: skip
+        _require(0 < s.plateau_factor < 1, "schedule.plateau_factor", s.plateau_factor, "in (0, 1)")
+        _require(s.plateau_patience >= 0, "schedule.plateau_patience", s.plateau_patience, ">= 0")
     _require(t.epochs >= 1, "trainer.epochs", t.epochs, "a positive int")
     _require(t.max_steps == -1 or t.max_steps >= 1, "trainer.max_steps", t.max_steps, "-1 or ≥ 1")
     _require(

@@ -91,7 +91,14 @@ class LinearSettings:
 
 @dataclass
 class FinetuneSettings:
-    """End-to-end fine-tuning: Dropout → Linear on the backbone, multi-crop testing."""
+    """End-to-end fine-tuning: Dropout → Linear on the backbone, multi-crop testing.
+
+    ``protocol=pcl`` is PCL's ``ft_classify.py`` (`vidssl.eval.finetune_pcl`): ``val_videos``
+    training videos held out, ``ReduceLROnPlateau(plateau_factor, plateau_patience, min_lr)`` on
+    their loss, the best-val model tested on ``test_clips`` uniform clips (logits averaged);
+    ``normalize_input=false`` feeds [0, 1] frames (the reference fine-tunes un-normalised).
+    ``milestones``, ``crops`` and ``dropout`` are CoCLR-protocol settings (pcl: no dropout).
+    """
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
@@ -103,6 +110,13 @@ class FinetuneSettings:
     gamma: float = 0.1
     dropout: float = 0.9
     crops: Literal["center", "five", "ten"] = "ten"
+    protocol: Literal["coclr", "pcl"] = "coclr"
+    val_videos: int = 0
+    plateau_patience: int = 30
+    plateau_factor: float = 0.1
+    min_lr: float = 1e-5
+    test_clips: int = 10
+    normalize_input: bool = True
 
 
 @dataclass

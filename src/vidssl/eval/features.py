@@ -288,6 +288,7 @@ def extract_features(
     progress: bool = True,
     cache: str | Path | None = None,
     cache_key: dict[str, Any] | None = None,
+    conv_features: bool = False,
 ) -> ClipOutputs:
     """Pooled backbone features of every clip of ``table`` (frozen, eval mode).
 
@@ -305,11 +306,15 @@ def extract_features(
         progress: Progress bar.
         cache: A ``.pt`` file: reused when it was made with the same ``cache_key``, else written.
         cache_key: What identifies the features (encoder hash, protocol, sizes...).
+        conv_features: Use the backbone's ``forward_retrieval`` (the PCL/VCP conv feature: last
+            map → MaxPool(1,2,2) → flatten, 9216-d for 16×112² clips) where it has one (VCOP
+            nets); other backbones give their pooled features (R3D-18: 512-d, as PCL).
 
     Returns:
         `ClipOutputs` with ``values [N, 1, feature_dim]``.
     """
     key = {
+        "conv_features": conv_features,
         "videos": table.paths.tolist(),
         "sampler": repr(sampler),
         "transform": repr(transform),
@@ -323,8 +328,9 @@ def extract_features(
     resolved = resolve_device(device)
     model = encoder.model.to(resolved).eval()
     dataset = VideoClips(table, sampler, transform, seed=seed)
+    forward = getattr(model, "forward_retrieval", model) if conv_features else model
     outputs = run_on_clips(
-        model,
+        forward,
         dataset,
         spec=encoder.spec,
         batch_size=batch_size,

@@ -43,8 +43,10 @@ from vidssl.optim import build_optimizer, build_param_groups
 __all__ = [
     "CROP_VIEWS",
     "FinetuneModel",
+    "clip_epoch",
     "crop_probabilities",
     "evaluate_multi_crop",
+    "finetune_optimizer",
     "run_finetune",
     "train_finetune",
 ]
@@ -99,7 +101,8 @@ def crop_probabilities(
     return modes, rows
 
 
-def _optimizer(model: FinetuneModel, settings: FinetuneSettings) -> torch.optim.Optimizer:
+def finetune_optimizer(model: FinetuneModel, settings: FinetuneSettings) -> torch.optim.Optimizer:
+    """``settings.optimizer`` over the model; the backbone group at ``lr·backbone_lr_mult``."""
     cfg = OptimConfig(
         name=settings.optimizer,
         lr=settings.lr,
@@ -133,34 +136,61 @@ def train_finetune(
     """
     device = resolve_device(device)
     model.to(device)
-    optimizer = _optimizer(model, settings)
+    optimizer = finetune_optimizer(model, settings)
     loader = clip_loader(dataset, batch_size=batch_size, workers=workers, shuffle=True, seed=seed)
-    labels = torch.as_tensor(dataset.table.labels, dtype=torch.long)
     head_lrs, failed = [], set()
-    use_amp = amp and device.type == "cuda"
     for epoch in range(settings.epochs):
         factor = epoch_lr_factor(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
         head_lrs.append(settings.lr * factor)
         dataset.set_epoch(epoch)
-        model.train()
-        total, steps = 0.0, 0
-        for batch in tqdm(loader, desc=f"finetune {epoch}", disable=None if progress else True):
+        loss = clip_epoch(
+            model, loader, optimizer, spec=spec, device=device, amp=amp, progress=progress,
+            desc=f"finetune {epoch}", failed=failed,
+        )  # fmt: skip
+        logger.info("finetune epoch %d: loss %.4f", epoch, loss)
+    return head_lrs, failed
+
+
+def clip_epoch(
+    model: nn.Module,
+    loader: Any,
+    optimizer: torch.optim.Optimizer | None,
+    *,
+    spec: InputSpec | None,
+    device: torch.device,
+    amp: bool = False,
+    progress: bool = True,
+    desc: str = "finetune",
+    failed: set[int] | None = None,
+) -> float:
+    """One pass of cross-entropy over a clip loader (first clip of each video); the mean loss.
+
+    With an ``optimizer`` the model trains (train mode, a step per batch); without, it is only
+    evaluated (eval mode, no gradient). Rows of unreadable videos are added to ``failed``.
+    """
+    labels = torch.as_tensor(loader.dataset.table.labels, dtype=torch.long)
+    use_amp = amp and device.type == "cuda"
+    model.train(optimizer is not None)
+    total, steps = 0.0, 0
+    for batch in tqdm(loader, desc=desc, disable=None if progress else True):
+        if failed is not None:
             failed.update(row for row, _ in batch.failed)
-            if batch.clips is None:
-                continue
-            x = batch.clips[:, 0].to(device, non_blocking=True)
-            x = adapt_input(x, spec) if spec is not None else x
-            y = labels[batch.video].to(device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss = F.cross_entropy(model(x).float(), y)
+        if batch.clips is None:
+            continue
+        x = batch.clips[:, 0].to(device, non_blocking=True)
+        x = adapt_input(x, spec) if spec is not None else x
+        y = labels[batch.video].to(device)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp)
+        with torch.set_grad_enabled(optimizer is not None), autocast:
+            loss = F.cross_entropy(model(x).float(), y)
+        if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, steps = total + float(loss.detach()), steps + 1
-        logger.info("finetune epoch %d: loss %.4f", epoch, total / max(steps, 1))
-    return head_lrs, failed
+        total, steps = total + float(loss.detach()), steps + 1
+    return total / max(steps, 1)
 
 
 def evaluate_multi_crop(
@@ -193,6 +223,10 @@ def run_finetune(
 ) -> dict[str, Any]:
     """Fine-tunes on the train split and tests with centre / 5-crop / 10-crop on the test split.
 
+    With ``finetune.protocol=pcl`` it runs PCL's protocol instead
+    (`vidssl.eval.finetune_pcl.run_pcl_finetune`: held-out validation, plateau lr, best-val
+    model, 10 uniform clips with averaged logits; results ``top1``, ``top5``).
+
     Args:
         encoder: Our export directory or an `EvalEncoder` (its weights are trained in place).
         config: `EvalConfig`, eval preset name or YAML path.
@@ -210,6 +244,11 @@ def run_finetune(
     cfg = as_config(config, overrides)
     data, runtime, settings = cfg.data, cfg.runtime, cfg.finetune
     streams = load_streams(cfg, encoder, flow_encoder)
+    if settings.protocol == "pcl":
+        from vidssl.eval.finetune_pcl import run_pcl_finetune
+
+        results, skipped, record = run_pcl_finetune(cfg, streams)
+        return finish(cfg, "finetune", streams, record, results, skipped, out, name)
     results: dict[str, Any] = {}
     skipped: dict[str, list[str]] = {}
     fused_inputs = []

@@ -148,6 +148,7 @@ def extract(
         progress=runtime.progress,
         cache=cache,
         cache_key={"encoder": stream.encoder.record.get("sha256"), "protocol": protocol},
+        conv_features=protocol == "pcl",
     )
 
 

@@ -38,8 +38,13 @@ from torch import nn
 from vidssl.config.schema import Config, MethodConfig
 from vidssl.data.transforms import device as device_augment
 from vidssl.data.transforms.batched import BatchedVideoAugment
-from vidssl.errors import UserError
-from vidssl.optim import build_optimizer, build_param_groups, build_scheduler
+from vidssl.errors import ConfigError, UserError
+from vidssl.optim import (
+    build_optimizer,
+    build_param_groups,
+    build_plateau_scheduler,
+    build_scheduler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,9 @@ class BaseMethod(lightning.LightningModule):
         #: Finishes ``data.augment_on=device`` batches; set by `vidssl.train.engine.fit` from the
         #: dataset's view policy, else built from ``cfg.data`` on the first such batch.
         self.batch_augment: BatchedVideoAugment | None = None
+        #: ``ReduceLROnPlateau`` of ``schedule.plateau_monitor`` (built with the optimiser).
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._pending_plateau: dict[str, Any] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` ~50 times per step; `nn.Module.__setattr__` costs
@@ -164,6 +172,24 @@ class BaseMethod(lightning.LightningModule):
     def validate_config(cls, cfg: Config) -> None:
         """Checks cross-section constraints of this method; raise `ConfigError` on a problem."""
 
+    @classmethod
+    def build_datasets(cls, cfg: Config) -> tuple[Any, Any]:
+        """``(train, val)`` datasets of a run; default: `build_pretrain_dataset` and no val."""
+        from vidssl.data.dataset_builder import build_pretrain_dataset
+
+        return build_pretrain_dataset(cfg), None
+
+    def attach_data(self, dataset: Any) -> None:
+        """Sees the training dataset before training or a resume starts (e.g. to size banks)."""
+
+    def encoder_input(self) -> dict[str, Any]:
+        """Input contract of the exported backbone, where it differs from ``cfg.data``.
+
+        Keys ``residual`` (a residual mode or None) and ``normalization`` (a preset name);
+        missing keys fall back to ``data.residual`` and ImageNet normalisation.
+        """
+        return {}
+
     # ----------------------------------------------------------------------------- optimiser
     def learnable_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         """Parameters given to the optimiser (default: all with ``requires_grad``)."""
@@ -178,9 +204,21 @@ class BaseMethod(lightning.LightningModule):
         return self.steps_per_epoch
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """The optimiser from ``cfg.optim`` and a per-iteration scheduler from ``cfg.schedule``."""
+        """The optimiser from ``cfg.optim`` and a per-iteration scheduler from ``cfg.schedule``.
+
+        With ``schedule.plateau_monitor`` the scheduler is a ``ReduceLROnPlateau`` on that logged
+        metric instead (``self.plateau``), stepped once after each validation run of the fit
+        (`on_validation_end`), so the epoch-end checkpoint already holds the stepped state; its
+        state travels in the checkpoint's ``vidssl`` entry.
+        """
         groups = build_param_groups(self.learnable_named_parameters(), self.cfg.optim)
         optimizer = build_optimizer(groups, self.cfg.optim)
+        self.plateau = build_plateau_scheduler(optimizer, self.cfg.schedule)
+        if self.plateau is not None:  # stepped by on_validation_end, before epoch-end checkpoints
+            if self._pending_plateau is not None:
+                self.plateau.load_state_dict(self._pending_plateau)
+                self._pending_plateau = None
+            return {"optimizer": optimizer}
         scheduler = build_scheduler(
             optimizer,
             self.cfg.schedule,
@@ -316,6 +354,7 @@ class BaseMethod(lightning.LightningModule):
             "rng": capture_rng_state(),
             "skipped_steps": self.skipped_steps,
             "extra": self.extra_state(),
+            "plateau": None if self.plateau is None else self.plateau.state_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -323,7 +362,30 @@ class BaseMethod(lightning.LightningModule):
         state = checkpoint.get("vidssl", {})
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self._pending_rng = state.get("rng")
+        self._pending_plateau = state.get("plateau")
+        if self.plateau is not None and self._pending_plateau is not None:  # optimiser built first
+            self.plateau.load_state_dict(self._pending_plateau)
+            self._pending_plateau = None
         self.load_extra_state(state.get("extra", {}))
+
+    def on_validation_end(self) -> None:
+        """Steps the plateau scheduler on the validation metric (during a fit only).
+
+        Raises:
+            ConfigError: The validation run logged no ``schedule.plateau_monitor``.
+        """
+        trainer = self.trainer
+        if self.plateau is None or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        monitor = self.cfg.schedule.plateau_monitor
+        value = trainer.callback_metrics.get(monitor)
+        if value is None:
+            logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
+            raise ConfigError(
+                f"schedule.plateau_monitor={monitor!r} was not logged by validation "
+                f"(logged: {logged})"
+            )
+        self.plateau.step(float(value))
 
     def on_train_start(self) -> None:
         """Applies the RNG states of a resumed checkpoint right before the first step."""

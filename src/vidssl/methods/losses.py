@@ -27,6 +27,7 @@ __all__ = [
     "infonce",
     "local_inter_nce",
     "local_intra_nce",
+    "memory_bank_nce",
     "multi_positive_nce",
     "topk_hit_rate",
     "ubernce",
@@ -300,3 +301,34 @@ def topk_hit_rate(
     top = logits.detach().float().topk(k_max, dim=1).indices
     hit_at = pos_mask.bool().gather(1, top).int().cummax(dim=1).values  # [B, k]: hit within k
     return {k: hit_at[:, min(k, k_max) - 1].float().mean() for k in ks}
+
+
+def memory_bank_nce(
+    q: torch.Tensor, bank: torch.Tensor, indices: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """InfoNCE of each query against ``K+1`` memory-bank rows, row ``indices[:, 0]`` positive.
+
+    PCL's ``NCEAverage`` + ``NCESoftmaxLoss`` (from IIC / CMC): logits
+    ``bank[indices[b, j]] · q_b / τ`` and cross-entropy with target 0. The bank rows are
+    constants (no gradient reaches the bank); negatives equal to the positive stay in (the
+    reference draws them uniformly, so the sample itself may appear again).
+
+    Args:
+        q: ``[B, D]`` L2-normalised queries.
+        bank: ``[N, D]`` memory bank (rows L2-normalised after their first update).
+        indices: int64 ``[B, K+1]`` bank rows, column 0 the positive.
+        temperature: ``τ``.
+
+    Returns:
+        The batch-mean loss.
+    """
+    _check_temperature(temperature)
+    _check_embeddings(q, ("bank", bank, 2))
+    if indices.ndim != 2 or indices.shape[0] != q.shape[0]:
+        shape = tuple(indices.shape)
+        raise ValueError(f"indices must be [B, K+1] with B={q.shape[0]}, got {shape}")
+    with _autocast_off(q):
+        rows = bank.detach().float()[indices.to(bank.device)]  # [B, K+1, D]
+        logits = torch.einsum("bkd,bd->bk", rows, q.float()) / temperature
+        target = torch.zeros(len(q), dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, target)

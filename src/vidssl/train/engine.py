@@ -385,6 +385,11 @@ def fit(
         loader.set_distributed(trainer.global_rank, trainer.world_size)
     method.steps_per_epoch = _steps_per_epoch(loader, trainer.world_size)
     method.batch_augment = device_augment.augment_of(loader.dataset) or method.batch_augment
+    method.attach_data(loader.dataset)
+    if cfg.schedule.plateau_monitor and val_data is None:
+        raise ConfigError(
+            f"schedule.plateau_monitor={cfg.schedule.plateau_monitor!r} needs validation data"
+        )
     if val_data is not None and not isinstance(val_data, DataLoader):
         val_data = build_eval_loader(val_data, cfg)
     if trainer.is_global_zero:

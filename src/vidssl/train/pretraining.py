@@ -98,29 +98,30 @@ def run_pretraining(cfg: Config, source: str = "") -> PretrainResult:
         UserError: Bad data paths or settings (one line).
     """
     quiet_lightning_warnings()
-    from vidssl.data.dataset_builder import build_pretrain_dataset
-    from vidssl.methods.registry import build_method
+    from vidssl.methods.registry import build_method, method_class
     from vidssl.models.checkpoints.export import export_encoder
     from vidssl.train.engine import fit
 
-    dataset = build_pretrain_dataset(cfg)
+    dataset, val_dataset = method_class(cfg.method.name).build_datasets(cfg)
     method = build_method(cfg)
     run_dir = Path(cfg.trainer.run_dir)
     last_loss = _final_loss_callback()
     start = time.perf_counter()
-    trainer = fit(method, dataset, cfg, run_dir, callbacks=[last_loss])
+    trainer = fit(method, dataset, cfg, run_dir, val_data=val_dataset, callbacks=[last_loss])
     seconds = time.perf_counter() - start
     encoder_dir = None
     if trainer.is_global_zero:
         d = cfg.data
+        contract = method.encoder_input()
         encoder_dir = run_dir / "encoder"
         export_encoder(
             method.backbone,
             encoder_dir,
             modality=d.modality,
-            normalization="imagenet",  # the CoCLR view policies normalise with ImageNet stats
+            # the CoCLR view policies normalise with ImageNet stats
+            normalization=contract.get("normalization", "imagenet"),
             input_size=(d.seq_len, d.img_size, d.img_size),
-            residual=trained_residual(cfg),
+            residual=contract.get("residual", trained_residual(cfg)),
             source={
                 "method": cfg.method.name,
                 "config": source,
