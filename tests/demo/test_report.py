@@ -35,7 +35,13 @@ def _summary() -> dict:
         "settings": {"seed": 0, "classes": 10},
         "plots": {"recall": "recall_at_k.png", "grid": "retrieval_grid.png"},
         "chance": 0.1,
-        "diagnostics": {"CoCLR rgb": {"train/mining_recall": 0.125}},
+        "diagnostics": {
+            "CoCLR rgb": {"train/mining_recall": 0.125},
+            "ViCC rgb (cross)": {
+                "train/code_agreement": 0.5,
+                "train/code_agreement_other_class": 0.25,
+            },
+        },
     }
 
 

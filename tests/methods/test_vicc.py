@@ -133,8 +133,10 @@ def test_code_agreement_worked_example() -> None:
     same, other = code_agreement(codes, torch.tensor([0, 0, 1, 1, 2]))
     # same class: rows 0,1 agree (code 0); rows 2,3 differ; row 4 has no same-class neighbour
     assert same == pytest.approx(2 / 4)
-    # other class: row 2 (code 1) and row 4 (code 1) share a code across classes
-    assert other == pytest.approx(2 / 5)
+    # baseline over the 4 rows with one same-class neighbour: rows 0, 1, 3 share their code with
+    # none of their 3 other-class neighbours (p = 0); row 2 (code 1) with 1 of 3 (row 4), so
+    # 1 − (1 − 1/3)^1 = 1/3; mean (0 + 0 + 1/3 + 0) / 4
+    assert other == pytest.approx(1 / 12)
     lone, _ = code_agreement(codes[:3], torch.tensor([0, 1, 2]))
     assert math.isnan(lone)
 

@@ -9,6 +9,7 @@ from matplotlib.colors import to_hex
 from vidssl.plots.palette import METHOD_ORDER, display_name, method_color, sort_methods
 from vidssl.plots.panels import (
     PANEL_LABEL,
+    DiagnosticPanel,
     chance_recall,
     diagnostics_figure,
     linear_panels_figure,
@@ -125,14 +126,27 @@ def test_coclr_warmup_ends_when_queue_warmup_flag_drops(tmp_path):
     assert curve.method == "CoCLR" and len(curve.lr_steps) == 0
 
 
-def test_diagnostics_panel_has_chance_line_and_method_colours():
-    curves = {"CoCLR rgb": ([0, 1, 2], [np.nan, 0.2, 0.4]), "CoCLR flow": ([0, 1], [0.1, 0.3])}
-    fig = diagnostics_figure(curves, chance=0.1, window=1)
-    (panel,) = _panels(fig)
-    lines = {line.get_label(): line for line in panel.get_lines()}
+def test_diagnostics_one_panel_each_with_chance_or_baseline():
+    recall = DiagnosticPanel(
+        "mining recall",
+        {"CoCLR rgb": ([0, 1, 2], [np.nan, 0.2, 0.4]), "CoCLR flow": ([0, 1], [0.1, 0.3])},
+        chance=0.1,
+    )
+    agreement = DiagnosticPanel(
+        "code agreement",
+        {"ViCC rgb": ([0, 1], [0.5, 0.7])},
+        baselines={"ViCC rgb": ([0, 1], [0.1, 0.2])},
+    )
+    fig = diagnostics_figure([recall, agreement], window=1)
+    first, second = _panels(fig)
+    lines = {line.get_label(): line for line in first.get_lines()}
     assert lines["CoCLR rgb"].get_xdata().tolist() == [1, 2]
     assert to_hex(lines["CoCLR flow"].get_color()) == method_color("coclr").lower()
     assert list(lines["chance"].get_ydata()) == [0.1, 0.1]
+    lines = {line.get_label(): line for line in second.get_lines()}
+    assert set(lines) == {"ViCC rgb", "ViCC rgb baseline"}
+    assert lines["ViCC rgb baseline"].get_ydata().tolist() == [0.1, 0.2]
+    assert to_hex(lines["ViCC rgb baseline"].get_color()) == method_color("vicc").lower()
 
 
 def test_png_is_written_atomically(tmp_path, monkeypatch):

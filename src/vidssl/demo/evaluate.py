@@ -161,7 +161,8 @@ def evaluate_inits(
 
     Args:
         rgb: RGB features (inits as keys of ``.train`` / ``.test``).
-        flow: Flow features of the same inits, on row-aligned tables.
+        flow: Flow features of the same inits (an init missing here is evaluated on RGB only),
+            on row-aligned tables.
         linear: Linear-probe settings.
         seed: Seeds the probe.
 
@@ -175,6 +176,8 @@ def evaluate_inits(
     for init in rgb.train:
         retrieval, probs = {}, {}
         for stream, feats in (("rgb", rgb), ("flow", flow)):
+            if init not in feats.train:
+                continue  # an RGB-only init (PCL): no flow or rgb+flow rows
             keys = (feats.train_table.video_keys(), feats.test_table.video_keys())
             train, test = feats.train[init], feats.test[init]
             retrieval[stream] = _retrieval_inputs(train, test, keys)
@@ -185,6 +188,8 @@ def evaluate_inits(
                 **_recall(retrieval[stream][0], retrieval[stream][2]),
                 "linear_top1": topk_accuracy(p, test.labels[rows], ks=(1,))["top1"],
             }
+        if "flow" not in retrieval:
+            continue
         (sim_r, ids_r, lab_r), (sim_f, ids_f, _) = retrieval["rgb"], retrieval["flow"]
         fused, q_ids, g_ids = fuse_similarities(
             sim_r, sim_f, (ids_r[0], ids_f[0]), (ids_r[1], ids_f[1])

@@ -16,6 +16,7 @@ import numpy as np
 from vidssl.plots import frame_strip, plot_retrieval_grid, read_metric_curve
 from vidssl.plots.palette import display_name, sort_methods
 from vidssl.plots.panels import (
+    DiagnosticPanel,
     plot_diagnostics,
     plot_linear_panels,
     plot_recall_panels,
@@ -46,11 +47,12 @@ PLOTS = {
     "grid": "retrieval_grid.png",
     "grid_random": "retrieval_grid_random.png",
 }
-#: Per-step diagnostics of the co-training methods: CoCLR's class recall of its mined positives,
-#: ViCC's agreement of argmax codes between same-class batch neighbours.
+#: Per-step diagnostics of the co-training methods → (y label, baseline column): CoCLR's class
+#: recall of its mined positives (chance 1/classes), ViCC's agreement of argmax codes between
+#: same-class batch neighbours (baseline: the agreement between different classes).
 DIAGNOSTICS = {
-    "train/mining_recall": "class recall of mined positives",
-    "train/code_agreement": "same-class code agreement",
+    "train/mining_recall": ("class recall of mined positives", None),
+    "train/code_agreement": ("same-class code agreement", "train/code_agreement_other_class"),
 }
 GRID_QUERIES = 5
 GRID_NEIGHBOURS = 5
@@ -185,15 +187,22 @@ def write_plots(
     linear = {s: {i: v["linear_top1"] for i, v in inits.items()} for s, inits in streams.items()}
     plot_linear_panels(linear, out / PLOTS["linear"], chance=chance)
     written.update(recall=PLOTS["recall"], linear=PLOTS["linear"])
-    for key, ylabel in DIAGNOSTICS.items():
-        curves = {}
+    panels = []
+    for key, (ylabel, baseline) in DIAGNOSTICS.items():
+        curves, baselines = {}, {}
         for label, run_dir in runs.items():
             path = run_dir / "metrics.csv"
-            if path.is_file() and key in path.open().readline().strip().split(","):
+            columns = path.open().readline().strip().split(",") if path.is_file() else []
+            if key in columns:
                 curves[label] = read_metric_curve(path, key)
+            if baseline in columns:
+                baselines[label] = read_metric_curve(path, baseline)
         if curves:
-            plot_diagnostics(curves, out / PLOTS["diagnostics"], chance=chance, ylabel=ylabel)
-            written["diagnostics"] = PLOTS["diagnostics"]
+            level = chance if baseline is None else None
+            panels.append(DiagnosticPanel(ylabel, curves, level, baselines))
+    if panels:
+        plot_diagnostics(panels, out / PLOTS["diagnostics"])
+        written["diagnostics"] = PLOTS["diagnostics"]
     best = best_init(results)
     _grid(out / PLOTS["grid"], evaluation, best)
     written["grid"] = PLOTS["grid"]
@@ -212,7 +221,7 @@ def diagnostic_means(runs: dict[str, Path]) -> dict[str, dict[str, float]]:
             continue
         header = path.open().readline().strip().split(",")
         warmup = read_stage_curve(path, label).warmup_until or 0
-        for key in DIAGNOSTICS:
+        for key in [k for main, (_, base) in DIAGNOSTICS.items() for k in (main, base) if k]:
             if key in header:
                 steps, values = read_metric_curve(path, key)
                 kept = values[(steps >= warmup) & ~np.isnan(values)]
@@ -264,10 +273,16 @@ def findings(summary: dict[str, Any]) -> str:
         )
     for label, values in summary.get("diagnostics", {}).items():
         for key, mean in values.items():
-            sentences.append(
-                f"{label}: {DIAGNOSTICS.get(key, key)} {_pct(mean)} after the queue warm-up "
-                f"(chance {_pct(chance)})."
-            )
+            if key not in DIAGNOSTICS:
+                continue  # a baseline, reported with its diagnostic
+            name, baseline = DIAGNOSTICS[key]
+            if baseline is None:
+                reference = f"chance {_pct(chance)}"
+            elif baseline in values:
+                reference = f"{_pct(values[baseline])} between different classes"
+            else:
+                reference = "no baseline logged"
+            sentences.append(f"{label}: {name} {_pct(mean)} after the queue warm-up ({reference}).")
     sentences.append(f"Chance is {_pct(chance)} at R@1 and for the linear probe.")
     return " ".join(sentences)
 

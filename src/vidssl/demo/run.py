@@ -66,6 +66,10 @@ class DemoSettings:
     flow_augmentation: str = "null"
     infonce_steps: int = 100
     coclr_steps: int = 100
+    vicc_steps: int = 100
+    pcl_steps: int = 100
+    #: Methods to run after InfoNCE (`vidssl.demo.stages.METHODS`); InfoNCE always runs.
+    methods: tuple[str, ...] = ("infonce", "coclr", "vicc", "pcl")
     eval_clips: int = 4
     eval_crop: int = 64
     linear_epochs: int = 100
@@ -73,13 +77,21 @@ class DemoSettings:
     workers: int = 2
 
 
-QUICK = DemoSettings(infonce_steps=300, coclr_steps=150)
-DEFAULT = DemoSettings(infonce_steps=1000, coclr_steps=400)
+# --quick runs the subset that fits in 3 minutes on 2 cores; ViCC and PCL are asked for with
+# --methods (or run by the default demo).
+QUICK = DemoSettings(infonce_steps=300, coclr_steps=150, methods=("infonce", "coclr"))
+DEFAULT = DemoSettings(infonce_steps=1000, coclr_steps=400, vicc_steps=200, pcl_steps=300)
 
 
-def demo_settings(*, quick: bool = False, seed: int = 0, workers: int = 2) -> DemoSettings:
-    """The quick or default settings with ``seed`` and ``workers``."""
-    return dataclasses.replace(QUICK if quick else DEFAULT, seed=seed, workers=workers)
+def demo_settings(
+    *, quick: bool = False, seed: int = 0, workers: int = 2, methods: tuple[str, ...] | None = None
+) -> DemoSettings:
+    """The quick or default settings with ``seed``, ``workers`` and (if given) ``methods``."""
+    from vidssl.demo.stages import check_methods
+
+    base = QUICK if quick else DEFAULT
+    chosen = check_methods(tuple(methods) if methods is not None else base.methods)
+    return dataclasses.replace(base, seed=seed, workers=workers, methods=chosen)
 
 
 class Progress:
@@ -110,13 +122,17 @@ class Progress:
 
 def _check_settings(out: Path, settings: DemoSettings) -> None:
     path = out / SETTINGS_FILE
+    # the methods may grow between runs (each method's stages live in their own folders)
     wanted = dataclasses.asdict(settings)
-    wanted.pop("workers")
+    for key in ("workers", "methods"):
+        wanted.pop(key)
     if path.is_file():
         found = json.loads(path.read_text())
-        found.pop("workers", None)
-        if found != wanted:
-            diff = sorted(k for k in wanted if found.get(k) != wanted[k])
+        for key in ("workers", "methods"):
+            found.pop(key, None)
+        if any(k in found and found[k] != wanted[k] for k in wanted):
+            # a setting the folder's file does not name is newer than the run: no stage used it
+            diff = sorted(k for k in wanted if k in found and found[k] != wanted[k])
             raise UserError(
                 f"{out} holds a demo run with other settings ({', '.join(diff)}); "
                 "expected an empty folder or one made with the same --quick/--seed"
@@ -148,7 +164,7 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
         f"method.momentum={s.momentum}",
         f"method.mask_siblings={str(s.mask_siblings).lower()}",
         "schedule.name=cosine",
-        f"trainer.epochs={_epochs_for(s.infonce_steps, data_root, s.batch_size)}",
+        f"trainer.epochs={epochs_for(s.infonce_steps, data_root, s.batch_size)}",
         f"trainer.max_steps={s.infonce_steps}",
         f"trainer.seed={s.seed}",
         f"trainer.run_dir={run_dir}",
@@ -159,7 +175,7 @@ def pretrain_overrides(s: DemoSettings, data_root: Path, stream: str, run_dir: P
     ]
 
 
-def _epochs_for(steps: int, data_root: Path, batch_size: int) -> int:
+def epochs_for(steps: int, data_root: Path, batch_size: int) -> int:
     """Epochs that cover ``steps`` (the cosine schedule's horizon) on the train split."""
     train_list = data_root / "ucfTrainTestlist" / "trainlist01.txt"
     lines = train_list.read_text().splitlines() if train_list.is_file() else []
@@ -189,7 +205,7 @@ def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
         *extra,
         f"data.flow_media={root / 'flow'}",
         f"method.pretrain=[{pair[0]},{pair[1]}]",
-        f"trainer.epochs={_epochs_for(s.coclr_steps, root, s.batch_size)}",
+        f"trainer.epochs={epochs_for(s.coclr_steps, root, s.batch_size)}",
         f"trainer.max_steps={s.coclr_steps}",
     ]
 
@@ -261,11 +277,23 @@ def _make_data(s: DemoSettings, root: Path, progress: Progress) -> None:
 
 
 #: summary init name → run folder prefix (``<prefix>_<stream>/encoder``).
-INIT_DIRS = {"random": "random", "pretrained": "infonce", "coclr": "coclr"}
+INIT_DIRS = {
+    "random": "random",
+    "pretrained": "infonce",
+    "coclr": "coclr",
+    "vicc": "vicc_cross",
+    "pcl": "pcl",
+}
 
 
 def _encoders(out: Path, stream: str, inits: list[str]) -> dict[str, Path]:
-    return {init: out / f"{INIT_DIRS[init]}_{stream}" / "encoder" for init in inits}
+    from vidssl.demo.stages import RGB_ONLY
+
+    return {
+        init: out / f"{INIT_DIRS[init]}_{stream}" / "encoder"
+        for init in inits
+        if stream == "rgb" or init not in RGB_ONLY
+    }
 
 
 def _evaluate(s: DemoSettings, out: Path, inits: list[str]) -> dict[str, Any]:
@@ -314,6 +342,7 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
         write_report,
         write_summary,
     )
+    from vidssl.demo.stages import method_stages
 
     out = Path(out)
     s = settings
@@ -337,14 +366,12 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
         )
         _pretrain("infonce/tiny", overrides, run_dir, s.infonce_steps)
         runs[f"InfoNCE {stream}"] = run_dir
-    for stream in STREAMS:
-        run_dir = out / f"coclr_{stream}"
-        progress.stage(
-            f"coclr_{stream}", f"CoCLR cycle on {stream}: {s.coclr_steps} steps -> {run_dir}"
-        )
-        _pretrain("coclr/tiny", coclr_overrides(s, out, stream), run_dir, s.coclr_steps)
-        runs[f"CoCLR {stream}"] = run_dir
-    inits.append("coclr")
+    for stage in method_stages(s, out):
+        run_dir = out / stage.key
+        progress.stage(stage.key, f"{stage.label}: {stage.steps} steps -> {run_dir}")
+        _pretrain(stage.preset, list(stage.overrides), run_dir, stage.steps)
+        runs[stage.label] = run_dir
+    inits += [init for init in ("coclr", "vicc", "pcl") if init in s.methods]
     progress.stage("eval", f"evaluating {', '.join(inits)} on rgb, flow and rgb+flow")
     evaluation = _evaluate(s, out, inits)
     progress.stage("report", "writing plots and summary.json")

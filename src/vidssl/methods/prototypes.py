@@ -125,18 +125,21 @@ def swapped_prediction_loss(
 
 @torch.no_grad()
 def code_agreement(codes: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """How often a sample's argmax code equals a batch neighbour's, same class vs other class.
+    """How often a sample's argmax code equals a same-class batch neighbour's, and its baseline.
 
     Args:
         codes: ``[B, K]`` codes (or scores) of one view.
         labels: ``[B]`` int class labels.
 
     Returns:
-        ``(same, other)``: among samples with at least one same-class neighbour in the batch, the
-        share whose argmax prototype equals that of one of those neighbours; and among samples
-        with at least one different-class neighbour, the share whose argmax equals that of one
-        of those. NaN where no sample qualifies. ``same`` well above ``other`` means the codes
-        carry class information.
+        ``(same, other)`` over the samples with at least one same-class neighbour: ``same`` is the
+        share whose argmax prototype equals that of one of their ``s`` same-class neighbours;
+        ``other`` is what that share would be if the ``s`` neighbours were drawn from the other
+        classes instead: the mean of ``1 − (1 − p)^s``, with ``p`` the fraction of the sample's
+        different-class neighbours that share its argmax (a count-matched baseline: "any of 7
+        other-class neighbours" would otherwise beat "any of 1 same-class neighbour" by count
+        alone). NaN where no sample qualifies. ``same`` well above ``other`` means the codes carry
+        class information.
     """
     top = codes.argmax(dim=1)
     labels = labels.to(top.device).long()
@@ -144,10 +147,12 @@ def code_agreement(codes: torch.Tensor, labels: torch.Tensor) -> tuple[float, fl
     same_class = (labels[:, None] == labels[None, :]) & not_self
     other_class = labels[:, None] != labels[None, :]
     same_code = top[:, None] == top[None, :]
-    out = []
-    for pairs in (same_class, other_class):
-        eligible = pairs.any(dim=1)
-        hits = (pairs & same_code).any(dim=1)
-        n = int(eligible.sum())
-        out.append(float(hits[eligible].float().mean()) if n else float("nan"))
-    return out[0], out[1]
+    n_same = same_class.sum(dim=1)
+    eligible = n_same > 0
+    if not bool(eligible.any()):
+        return float("nan"), float("nan")
+    same = (same_class & same_code).any(dim=1)[eligible].float().mean()
+    n_other = other_class.sum(dim=1).clamp(min=1)
+    p_other = (other_class & same_code).sum(dim=1).double() / n_other
+    baseline = 1.0 - (1.0 - p_other) ** n_same.double()
+    return float(same), float(baseline[eligible].mean())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from vidssl.plots.palette import display_name, method_color, sort_methods
 
 __all__ = [
     "PANEL_LABEL",
+    "DiagnosticPanel",
     "StageCurve",
     "chance_recall",
     "diagnostics_figure",
@@ -316,52 +317,64 @@ def plot_stage_curves(stages: Sequence[StageCurve], path: str | Path, **kwargs: 
     return _save(stage_curves_figure(stages, **kwargs), path)
 
 
+@dataclass
+class DiagnosticPanel:
+    """One training diagnostic across runs.
+
+    Attributes:
+        ylabel: What is measured (the panel's y label).
+        curves: Run label (e.g. ``"CoCLR rgb"``) → (steps, values); NaN values are skipped.
+        chance: Chance level, drawn dashed (None: none).
+        baselines: Run label → (steps, values) of a measured baseline (e.g. the agreement between
+            different classes), drawn dotted in the run's colour.
+    """
+
+    ylabel: str
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+    chance: float | None = None
+    baselines: Mapping[str, tuple[Sequence[float], Sequence[float]]] = field(default_factory=dict)
+
+
+def _smoothed_line(ax: Any, label: str, steps: Any, values: Any, window: int, **style: Any) -> None:
+    steps, values = np.asarray(steps), np.asarray(values, dtype=np.float64)
+    keep = ~np.isnan(values)
+    color = method_color(label.split()[0])
+    ax.plot(steps[keep], smooth(values[keep], window), color=color, label=label, **style)
+
+
 def diagnostics_figure(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    *,
-    chance: float | None = None,
-    ylabel: str = "mining recall",
-    window: int = 10,
-    title: str = "training diagnostics",
+    panels: Sequence[DiagnosticPanel], *, window: int = 10, title: str = "training diagnostics"
 ) -> Any:
-    """One panel: a smoothed line per run (coloured by the label's first word), chance dashed.
+    """One panel per diagnostic: a smoothed line per run (coloured by the label's first word).
 
     Args:
-        curves: Run label (e.g. ``"CoCLR rgb"``) → (steps, values); NaN values are skipped.
-        chance: Chance level of the diagnostic (e.g. 1 / classes for class recall).
-        ylabel: Y-axis label.
+        panels: The diagnostics (e.g. CoCLR's mining recall, ViCC's code agreement).
         window: Points in the trailing mean.
         title: Figure title.
     """
+    if not panels:
+        raise ValueError("need at least one diagnostic to plot")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 3.0))
-    ax.set_label(PANEL_LABEL)
-    styles = ("-", "--", "-.", ":")
-    for i, (label, (steps, values)) in enumerate(curves.items()):
-        steps, values = np.asarray(steps), np.asarray(values, dtype=np.float64)
-        keep = ~np.isnan(values)
-        ax.plot(
-            steps[keep],
-            smooth(values[keep], window),
-            color=method_color(label.split()[0]),
-            ls=styles[i % len(styles)],
-            lw=1.5,
-            label=label,
-        )
-    if chance is not None:
-        ax.axhline(chance, color="black", ls="--", lw=1, label="chance")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.0), squeeze=False)
+    styles = ("-", "--", "-.", (0, (5, 1)))
+    for ax, panel in zip(axes[0], panels):
+        ax.set_label(PANEL_LABEL)
+        for i, (label, (steps, values)) in enumerate(panel.curves.items()):
+            _smoothed_line(ax, label, steps, values, window, ls=styles[i % len(styles)], lw=1.5)
+        for label, (steps, values) in panel.baselines.items():
+            _smoothed_line(ax, f"{label} baseline", steps, values, window, ls=":", lw=1.0)
+        if panel.chance is not None:
+            ax.axhline(panel.chance, color="black", ls="--", lw=1, label="chance")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("step")
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_diagnostics(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, **kwargs: Any
-) -> Path:
+def plot_diagnostics(panels: Sequence[DiagnosticPanel], path: str | Path, **kwargs: Any) -> Path:
     """Writes `diagnostics_figure` (same arguments) as a PNG."""
-    return _save(diagnostics_figure(curves, **kwargs), path)
+    return _save(diagnostics_figure(panels, **kwargs), path)

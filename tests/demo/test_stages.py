@@ -1,0 +1,75 @@
+"""The demo's method stages: which run, in which order, with which starting points and inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from vidssl.demo.run import DEFAULT, QUICK, _check_settings, demo_settings
+from vidssl.demo.stages import check_methods, method_stages
+from vidssl.errors import UserError
+from vidssl.methods.registry import load_config
+
+
+def _value(overrides, key):
+    values = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")]
+    return values[-1] if values else None
+
+
+def test_methods_run_in_order_with_infonce_always_first():
+    assert check_methods(("pcl", "vicc")) == ("infonce", "vicc", "pcl")
+    assert demo_settings(quick=True).methods == ("infonce", "coclr")
+    assert demo_settings().methods == ("infonce", "coclr", "vicc", "pcl")
+    with pytest.raises(UserError, match="--methods swav: expected some of infonce, coclr"):
+        demo_settings(methods=("swav",))
+
+
+def test_vicc_cross_stages_start_from_the_single_stream_runs(tmp_path):
+    stages = method_stages(dataclasses.replace(DEFAULT, methods=("vicc",)), tmp_path)
+    assert [s.key for s in stages] == [
+        "vicc_single_rgb",
+        "vicc_single_flow",
+        "vicc_cross_rgb",
+        "vicc_cross_flow",
+    ]
+    cross_rgb, cross_flow = stages[2].overrides, stages[3].overrides
+    assert _value(cross_rgb, "method.pretrain") == (
+        f"[{tmp_path / 'vicc_single_rgb'},{tmp_path / 'vicc_single_flow'}]"
+    )
+    assert _value(cross_flow, "method.pretrain") == (
+        f"[{tmp_path / 'vicc_single_flow'},{tmp_path / 'vicc_cross_rgb'}]"
+    )
+    assert _value(cross_flow, "data.modality") == "flow"
+    assert _value(cross_flow, "data.augmentation") == f'"{DEFAULT.flow_augmentation}"'
+    for stage in stages:
+        assert stage.steps == DEFAULT.vicc_steps
+        assert _value(stage.overrides, "trainer.max_steps") == str(DEFAULT.vicc_steps)
+        assert _value(stage.overrides, "method.queue_size") == str(DEFAULT.queue_size)
+        assert _value(stage.overrides, "optim.lr") is None  # ViCC keeps its LARC settings
+
+
+def test_stage_overrides_make_valid_configs(tmp_path):
+    (tmp_path / "data" / "ucfTrainTestlist").mkdir(parents=True)
+    for stage in method_stages(DEFAULT, tmp_path):
+        cfg = load_config(stage.preset, list(stage.overrides))  # no ConfigError
+        assert cfg.model.backbone == DEFAULT.backbone
+        assert cfg.trainer.run_dir == str(tmp_path / stage.key)
+
+
+def test_pcl_makes_its_own_residual_clips_and_skips_validation(tmp_path):
+    (stage,) = method_stages(dataclasses.replace(DEFAULT, methods=("pcl",)), tmp_path)
+    assert stage.preset == "pcl/tiny" and stage.key == "pcl_rgb"
+    assert _value(stage.overrides, "data.residual") is None
+    assert _value(stage.overrides, "method.val_split") == '""'
+
+
+def test_settings_check_ignores_methods_and_settings_newer_than_the_run(tmp_path):
+    _check_settings(tmp_path, QUICK)
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    del saved["vicc_steps"]  # a run made before ViCC joined the demo
+    (tmp_path / "settings.json").write_text(json.dumps(saved))
+    _check_settings(tmp_path, dataclasses.replace(QUICK, methods=("infonce", "vicc")))
+    with pytest.raises(UserError, match=r"other settings \(infonce_steps\)"):
+        _check_settings(tmp_path, dataclasses.replace(QUICK, infonce_steps=5))
