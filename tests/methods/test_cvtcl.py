@@ -62,7 +62,8 @@ def test_local_stage_loss_is_global_plus_inter_over_3_plus_intra() -> None:
 def test_cross_view_stage_weights_and_local_terms_on_the_trained_stream(tmp_path: Path) -> None:
     from tests.methods.coclr_helpers import coclr_config, pretrain_pair
 
-    cfg = coclr_config("cvtcl", pretrain_pair(tmp_path), "data.seq_len=8", "method.reverse=true")
+    overrides = ("data.seq_len=8", "method.reverse=true", "data.modality=flow")
+    cfg = coclr_config("cvtcl", pretrain_pair(tmp_path), *overrides)
     method = build_method(cfg)
     batch = two_stream_batch(seed=4, frames=8)
     queue = method.queue.keys.clone()

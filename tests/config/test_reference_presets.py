@@ -1,0 +1,64 @@
+"""Presets named after a reference command reproduce it by default (issue 11).
+
+Values are the reference commands' (see ``/work/shared/reference/coclr_cpr_cvtcl.md`` §4–5).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vidssl.errors import ConfigError
+from vidssl.methods.registry import load_config
+
+REFERENCE_PRESETS = [
+    "infonce/ucf101_rgb",
+    "infonce/ucf101_flow",
+    "infonce/k400_rgb",
+    "infonce/k400_flow",
+    "ubernce/ucf101_rgb",
+    "coclr/ucf101_rgb",
+    "coclr/ucf101_flow",
+    "coclr/ucf101_rgb_cycle2",
+    "coclr/ucf101_flow_cycle2",
+    "coclr/k400_rgb",
+    "coclr/k400_flow",
+    "cpr/ucf101_rgb",
+    "cpr/ucf101_flow",
+    "cpr/k400_rgb",
+    "cpr/k400_flow",
+    "cvtcl/ucf101_rgb_local",
+    "cvtcl/ucf101_flow_local",
+    "cvtcl/ucf101_rgb",
+    "cvtcl/ucf101_flow",
+]
+
+FLOW_PRESETS = {
+    "infonce/ucf101_flow",
+    "infonce/k400_flow",
+    "coclr/ucf101_flow",
+    "coclr/ucf101_flow_cycle2",
+    "coclr/k400_flow",
+    "coclr/tiny_flow",
+    "cpr/ucf101_flow",
+    "cpr/k400_flow",
+    "cvtcl/ucf101_flow_local",
+    "cvtcl/ucf101_flow",
+    "cvtcl/tiny_flow_local",
+}
+
+
+@pytest.mark.parametrize("preset", [*sorted(FLOW_PRESETS), "coclr/ucf101_rgb", "cvtcl/tiny"])
+def test_trained_stream_modality(preset: str) -> None:
+    expected = "flow" if preset in FLOW_PRESETS else "rgb"
+    assert load_config(preset).data.modality == expected
+
+
+@pytest.mark.parametrize("preset", ["coclr/ucf101_flow", "cpr/ucf101_flow", "cvtcl/ucf101_flow"])
+def test_a_flow_trained_stage_cannot_be_exported_as_rgb(preset: str) -> None:
+    with pytest.raises(ConfigError, match=r"data\.modality=rgb but method\.reverse=True"):
+        load_config(preset, ["data.modality=rgb"])
+
+
+def test_an_rgb_trained_stage_cannot_claim_flow() -> None:
+    with pytest.raises(ConfigError, match="trains the rgb stream"):
+        load_config("coclr/ucf101_rgb", ["data.modality=flow"])
