@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from vidssl.errors import ConfigError
+from vidssl.eval.config import load_eval_config
 from vidssl.methods.registry import load_config
 
 REFERENCE_PRESETS = [
@@ -45,6 +46,22 @@ FLOW_PRESETS = {
     "cvtcl/ucf101_flow",
     "cvtcl/tiny_flow_local",
 }
+
+
+@pytest.mark.parametrize("preset", REFERENCE_PRESETS)
+def test_reference_presets_train_in_fp32(preset: str) -> None:
+    assert load_config(preset).trainer.precision == "32"
+
+
+def test_bf16_is_an_override() -> None:
+    cfg = load_config("coclr/ucf101_rgb", ["trainer.precision=bf16-mixed"])
+    assert cfg.trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("preset", ["coclr_retrieval", "coclr_linear", "coclr_finetune"])
+def test_evaluation_runs_in_fp32_by_default(preset: str) -> None:
+    assert load_eval_config(preset).runtime.amp is False
+    assert load_eval_config(preset, ["runtime.amp=true"]).runtime.amp is True
 
 
 @pytest.mark.parametrize("preset", [*sorted(FLOW_PRESETS), "coclr/ucf101_rgb", "cvtcl/tiny"])

@@ -107,10 +107,14 @@ class FinetuneSettings:
 
 @dataclass
 class RuntimeSettings:
-    """Where and how the evaluation runs."""
+    """Where and how the evaluation runs.
+
+    ``amp`` (bf16 autocast on CUDA) is off by default: the references evaluate in fp32;
+    ``runtime.amp=true`` is the faster option.
+    """
 
     device: str = "auto"
-    amp: bool = True
+    amp: bool = False
     seed: int = 0
     forward_batch: int = 64
     progress: bool = True
