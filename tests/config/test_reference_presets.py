@@ -79,3 +79,38 @@ def test_a_flow_trained_stage_cannot_be_exported_as_rgb(preset: str) -> None:
 def test_an_rgb_trained_stage_cannot_claim_flow() -> None:
     with pytest.raises(ConfigError, match="trains the rgb stream"):
         load_config("coclr/ucf101_rgb", ["data.modality=flow"])
+
+
+def _lr_at_epoch_starts(preset: str, overrides: list[str], epochs: list[int]) -> list[float]:
+    """The lr the optimiser holds at the first step of each epoch (3 steps per epoch)."""
+    import torch
+
+    from vidssl.optim import build_optimizer, build_scheduler
+
+    cfg = load_config(preset, overrides)
+    steps = 3
+    optimizer = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}], cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.schedule, cfg.optim.lr, steps, cfg.trainer.epochs)
+    lrs = {}
+    for iteration in range(max(epochs) * steps + 1):
+        if iteration % steps == 0 and iteration // steps in epochs:
+            lrs[iteration // steps] = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+    return [lrs[e] for e in epochs]
+
+
+def test_cvtcl_local_stage_trains_at_constant_5e4_like_the_reference() -> None:
+    # local_nce.py computes warm-up multipliers but adjust_learning_rate starts from args.lr:
+    # 5e-4 from epoch 0, x0.1 at 250 and 280.
+    epochs = [0, 1, 2, 3, 4, 249, 250, 279, 280]
+    got = _lr_at_epoch_starts("cvtcl/ucf101_rgb_local", [], epochs)
+    expected = [5e-4] * 6 + [5e-5, 5e-5, 5e-6]
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_cvtcl_local_warm_up_is_an_option() -> None:
+    option = ["schedule.warmup_multipliers=[0.01,0.05,0.1,0.5,1.0]"]
+    got = _lr_at_epoch_starts("cvtcl/ucf101_flow_local", option, [0, 1, 2, 3, 4, 5])
+    expected = [5e-6, 2.5e-5, 5e-5, 2.5e-4, 5e-4, 5e-4]
+    assert got == pytest.approx(expected, rel=1e-12)

@@ -10,8 +10,8 @@ With ``q_11 = encoder_q(sub-clip 1 of clip 1)`` and ``k_2j = encoder_k(sub-clip 
 Two registered methods share these terms:
 
 - ``cvtcl_local`` (``local_nce.py``): InfoNCE on the whole clips plus the local terms,
-  ``L = L_global + L_inter/3 + L_intra``, τ = 0.1 (preset: lr 5e-4, warm-up multipliers
-  [0.01, 0.05, 0.1, 0.5, 1] over the first 5 epochs);
+  ``L = L_global + L_inter/3 + L_intra``, τ = 0.1 (preset: constant lr 5e-4 from epoch 0, as
+  the reference trains; its intended warm-up [0.01, 0.05, 0.1, 0.5, 1] is an option);
 - ``cvtcl`` (``main_cvtcl.py``, cross-view stage): CoCLR (mining, siblings, instance drop,
   queue warm-up, ``reverse``, ``pretrain: [A, B]``) plus the local terms on the trained stream,
   ``L = (L_CoCLR + L_inter + L_intra)/3``, τ = 0.07.
