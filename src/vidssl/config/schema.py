@@ -92,6 +92,8 @@ class DataConfig:
     ``residual`` feeds the RGB clips as frame differences (PCL/VCP residual clips,
     `vidssl.data.transforms.ops.residual`; ``none``, ``pcl``, ``vcp`` or ``iic``), applied to
     each finished RGB view; an exported RGB encoder records it so evaluation does the same.
+    ``crop_draw`` is the random resized crop of the views: ``once`` (CoCLR's pretraining draw:
+    one box, else the whole frame squashed) or ``retry`` (10 tries, then a centred box).
     """
 
     dataset: str = "ucf101"
@@ -101,6 +103,7 @@ class DataConfig:
     modality: Literal["rgb", "flow"] = "rgb"
     augmentation: Literal["coclr", "base", "null"] = "coclr"
     augment_on: Literal["cpu", "device"] = "cpu"
+    crop_draw: Literal["once", "retry"] = "once"
     residual: Literal["none", "pcl", "vcp", "iic"] = "none"
     split: str = "train"
     split_id: int = 1
