@@ -91,7 +91,12 @@ class LinearSettings:
 
 @dataclass
 class FinetuneSettings:
-    """End-to-end fine-tuning: Dropout → Linear on the backbone, multi-crop testing."""
+    """End-to-end fine-tuning: Dropout → Linear on the backbone, multi-crop testing.
+
+    ``batch_size`` is the global batch (clips per optimiser step; evaluation runs in one
+    process, so there is no per-device split). CoCLR's command ran 2 GPUs × 32 under
+    DataParallel, i.e. 64 clips per step, with ``drop_last=True``.
+    """
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
@@ -103,6 +108,8 @@ class FinetuneSettings:
     gamma: float = 0.1
     dropout: float = 0.9
     crops: Literal["center", "five", "ten"] = "ten"
+    batch_size: int = 64
+    drop_last: bool = True
 
 
 @dataclass
@@ -160,6 +167,7 @@ def _check(cfg: EvalConfig) -> EvalConfig:
         "linear.epochs": cfg.linear.epochs,
         "linear.batch_size": cfg.linear.batch_size,
         "finetune.epochs": cfg.finetune.epochs,
+        "finetune.batch_size": cfg.finetune.batch_size,
         "runtime.forward_batch": cfg.runtime.forward_batch,
     }
     for key, value in positive.items():
