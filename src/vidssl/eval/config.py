@@ -74,8 +74,11 @@ class RetrievalSettings:
 class LinearSettings:
     """Linear probe on frozen features: L2 → BatchNorm1d → Linear, SGD, ×gamma at milestones.
 
-    ``train_clips``: ``windows`` (every sliding window of each train video, centre crop) or
-    ``augmented`` (``augment_repeats`` random clips per video with fine-tuning augmentation).
+    ``train_clips``: ``windows`` (every sliding window of each train video, centre crop,
+    extracted once: the fast probe) or ``augmented`` (each epoch one random clip per video with
+    fine-tuning augmentation: the reference; ``augment_repeats=0`` draws fresh clips every epoch,
+    ``n > 0`` cycles ``n`` clip sets drawn once). ``batch_size`` is the global batch;
+    ``drop_last`` drops each epoch's last incomplete batch (the reference: 64 with drop_last).
     """
 
     epochs: int = 100
@@ -86,7 +89,8 @@ class LinearSettings:
     gamma: float = 0.1
     batch_size: int = 256
     train_clips: Literal["windows", "augmented"] = "windows"
-    augment_repeats: int = 5
+    augment_repeats: int = 0
+    drop_last: bool = False
 
 
 @dataclass
@@ -173,6 +177,8 @@ def _check(cfg: EvalConfig) -> EvalConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}={value} is not a positive integer")
+    if cfg.linear.augment_repeats < 0:
+        raise ConfigError(f"linear.augment_repeats={cfg.linear.augment_repeats} is not >= 0")
     if cfg.data.workers < 0:
         raise ConfigError(f"data.workers={cfg.data.workers} is not >= 0")
     if not 0.0 <= cfg.finetune.dropout < 1.0:
