@@ -61,7 +61,8 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
     ``data.flow_media`` the dataset is two-stream: the flow table is aligned with the RGB one
     and items carry ``"flow_views"``. With ``data.augment_on=device`` the views are uint8 crops
     and items carry ``"device_params"`` (finished by `vidssl.data.transforms.device`). With
-    ``data.residual`` the (RGB) views are residual clips.
+    ``data.residual`` the (RGB) views are residual clips. With ``data.subclip_views=S`` items
+    also carry CVTCL's per-sub-clip view pairs (`MultiViewDataset`).
 
     Raises:
         DataError: missing root, split files or media.
@@ -84,4 +85,11 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
     )
     sampler = MultiRandomClips(d.num_views, d.seq_len, d.ds)
     residual = None if d.residual == "none" else d.residual
-    return MultiViewDataset(table, sampler, views, flow_table=flow_table, residual=residual)
+    if d.subclip_views and (d.augment_on != "cpu" or d.seq_len % d.subclip_views):
+        raise ConfigError(
+            f"data.subclip_views={d.subclip_views} needs data.augment_on=cpu and a data.seq_len "
+            f"({d.seq_len}) it divides"
+        )
+    return MultiViewDataset(
+        table, sampler, views, flow_table=flow_table, residual=residual, subclips=d.subclip_views
+    )
