@@ -94,6 +94,7 @@ def test_loss_on_a_hand_built_queue_equals_multi_positive_nce(
 ) -> None:
     pair = pretrain_pair(tmp_path)
     overrides = ["method.topk=2", f"method.instance_drop={drop}", f"method.reverse={reverse}"]
+    overrides.append(f"data.modality={'flow' if reverse else 'rgb'}")
     frames = 8 if name == "cvtcl" else 4
     method = build_method(coclr_config(name, pair, *overrides, f"data.seq_len={frames}"))
     batch = two_stream_batch(

@@ -62,7 +62,8 @@ def test_local_stage_loss_is_global_plus_inter_over_3_plus_intra() -> None:
 def test_cross_view_stage_weights_and_local_terms_on_the_trained_stream(tmp_path: Path) -> None:
     from tests.methods.coclr_helpers import coclr_config, pretrain_pair
 
-    cfg = coclr_config("cvtcl", pretrain_pair(tmp_path), "data.seq_len=8", "method.reverse=true")
+    overrides = ("data.seq_len=8", "method.reverse=true", "data.modality=flow")
+    cfg = coclr_config("cvtcl", pretrain_pair(tmp_path), *overrides)
     method = build_method(cfg)
     batch = two_stream_batch(seed=4, frames=8)
     queue = method.queue.keys.clone()
@@ -119,7 +120,7 @@ def test_presets_mirror_the_reference_commands() -> None:
         0.1,
         5e-4,
     )
-    assert local.schedule.warmup_multipliers == [0.01, 0.05, 0.1, 0.5, 1.0]
+    assert local.schedule.warmup_multipliers == []  # the reference's effective schedule
     assert (local.data.batch_size, local.schedule.milestones, local.trainer.epochs) == (
         8,
         [250, 280],
@@ -142,3 +143,30 @@ def test_presets_mirror_the_reference_commands() -> None:
         [80],
         100,
     )
+
+
+def test_per_sub_clip_views_feed_the_local_terms_of_the_trained_stream(tmp_path: Path) -> None:
+    import copy
+
+    from tests.methods.coclr_helpers import SIZE, coclr_config, pretrain_pair
+
+    overrides = ("data.seq_len=8", "data.subclip_views=4", "method.reverse=true")
+    cfg = coclr_config("cvtcl", pretrain_pair(tmp_path), *overrides, "data.modality=flow")
+    method = build_method(cfg)
+    batch = two_stream_batch(seed=5, frames=8)
+    gen = torch.Generator().manual_seed(9)
+    pair = lambda: [torch.randn(4, 3, 2, SIZE, SIZE, generator=gen) for _ in range(2)]  # noqa: E731
+    batch["subclip_views"] = [pair() for _ in range(4)]  # RGB: not the trained stream
+    batch["subclip_flow_views"] = flow_pairs = [pair() for _ in range(4)]
+    queue = method.queue.keys.clone()
+    encoder_q, encoder_k = copy.deepcopy(method.encoder_q), copy.deepcopy(method.encoder_k)
+    with torch.no_grad():
+        for param, value in zip(encoder_k.parameters(), expected_ema(method)):
+            param.copy_(value)
+        sub_keys = torch.stack([encoder_k(p[1]) for p in flow_pairs], 1)
+    q_11 = encoder_q(flow_pairs[0][0])
+    out = method.contrastive_step(batch)
+    inter = losses.local_inter_nce(q_11, sub_keys, queue, 0.07)
+    intra = losses.local_intra_nce(q_11, sub_keys, 0.07)
+    torch.testing.assert_close(out["loss_inter"], inter, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["loss_intra"], intra, rtol=1e-5, atol=1e-6)

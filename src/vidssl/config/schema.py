@@ -92,6 +92,10 @@ class DataConfig:
     ``residual`` feeds the RGB clips as frame differences (PCL/VCP residual clips,
     `vidssl.data.transforms.ops.residual`; ``none``, ``pcl``, ``vcp`` or ``iic``), applied to
     each finished RGB view; an exported RGB encoder records it so evaluation does the same.
+    ``crop_draw`` is the random resized crop of the views: ``once`` (CoCLR's pretraining draw:
+    one box, else the whole frame squashed) or ``retry`` (10 tries, then a centred box).
+    ``subclip_views=S`` adds CVTCL's per-sub-clip view pairs (each of the ``S`` sub-clip pairs
+    augmented with its own draw; `vidssl.data.datasets.MultiViewDataset`); 0 = none.
     """
 
     dataset: str = "ucf101"
@@ -101,6 +105,8 @@ class DataConfig:
     modality: Literal["rgb", "flow"] = "rgb"
     augmentation: Literal["coclr", "base", "null"] = "coclr"
     augment_on: Literal["cpu", "device"] = "cpu"
+    crop_draw: Literal["once", "retry"] = "once"
+    subclip_views: int = 0
     residual: Literal["none", "pcl", "vcp", "iic"] = "none"
     split: str = "train"
     split_id: int = 1

@@ -23,7 +23,7 @@ __all__ = ["AUGMENTATIONS", "build_pretrain_dataset", "build_view_policy"]
 
 
 def build_view_policy(
-    name: str, num_views: int, img_size: int, *, on_device: bool = False
+    name: str, num_views: int, img_size: int, *, on_device: bool = False, crop_draw: str = "once"
 ) -> ViewPolicy:
     """The view policy of an augmentation preset.
 
@@ -35,11 +35,14 @@ def build_view_policy(
         num_views: clips (= views) per sample.
         img_size: output frame size.
         on_device: return uint8 crops and packed parameters (batched augmentation on device).
+        crop_draw: ``once`` (CoCLR's pretraining crop: one box, else the squashed whole frame)
+            or ``retry`` (10 tries, then a centred box); see `RandomResizedCrop`.
 
     Raises:
         ConfigError: an unknown ``name``.
     """
-    base, null = coclr_base(img_size), coclr_null(img_size)
+    base = coclr_base(img_size, crop_draw=crop_draw)
+    null = coclr_null(img_size, crop_draw=crop_draw)
     if name == "coclr" and num_views == 2:
         return CoclrViewPolicy(base, null, on_device=on_device)
     p_base = {"coclr": 0.3, "base": 1.0, "null": 0.0}.get(name)
@@ -58,7 +61,8 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
     ``data.flow_media`` the dataset is two-stream: the flow table is aligned with the RGB one
     and items carry ``"flow_views"``. With ``data.augment_on=device`` the views are uint8 crops
     and items carry ``"device_params"`` (finished by `vidssl.data.transforms.device`). With
-    ``data.residual`` the (RGB) views are residual clips.
+    ``data.residual`` the (RGB) views are residual clips. With ``data.subclip_views=S`` items
+    also carry CVTCL's per-sub-clip view pairs (`MultiViewDataset`).
 
     Raises:
         DataError: missing root, split files or media.
@@ -73,8 +77,19 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
         )
         table, flow_table = catalogs.align(table, flow_table)
     views = build_view_policy(
-        d.augmentation, d.num_views, d.img_size, on_device=d.augment_on == "device"
+        d.augmentation,
+        d.num_views,
+        d.img_size,
+        on_device=d.augment_on == "device",
+        crop_draw=d.crop_draw,
     )
     sampler = MultiRandomClips(d.num_views, d.seq_len, d.ds)
     residual = None if d.residual == "none" else d.residual
-    return MultiViewDataset(table, sampler, views, flow_table=flow_table, residual=residual)
+    if d.subclip_views and (d.augment_on != "cpu" or d.seq_len % d.subclip_views):
+        raise ConfigError(
+            f"data.subclip_views={d.subclip_views} needs data.augment_on=cpu and a data.seq_len "
+            f"({d.seq_len}) it divides"
+        )
+    return MultiViewDataset(
+        table, sampler, views, flow_table=flow_table, residual=residual, subclips=d.subclip_views
+    )

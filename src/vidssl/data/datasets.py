@@ -6,7 +6,9 @@ Every item is a dict (the keys other rooms rely on)::
      "clip": (start, end), "clips": int64 [n_views, 2], "video": str, "group": int}
 
 plus ``"flow_views"`` for two-stream data and ``"device_params"`` when the augmentation runs on
-the device. ``"index"`` is the row of the video in the table, ``"clip"`` the frame span covered by
+the device, and with ``subclips=S`` (CVTCL's per-sub-clip draw) ``"subclip_views"`` (and
+``"subclip_flow_views"``): ``S`` pairs ``[view 1, view 2]`` of sub-clip ``j``.
+``"index"`` is the row of the video in the table, ``"clip"`` the frame span covered by
 all of the item's clips, ``"clips"`` each view's own ``(start, end)``, ``"video"`` the video's path
 in the table. ``"group"`` is the video's source-group id (UCF101 ``gXX`` siblings share one) where
 the catalog has one, else a unique id (``max group + 1 + index``; the index itself when the
@@ -191,6 +193,11 @@ class MultiViewDataset(ClipDataset):
         source_kwargs: passed to `VideoTable.source`.
         residual: feed every finished view (not the flow views) as a residual clip of this mode
             (`vidssl.data.transforms.ops.residual`); None keeps the frames.
+        subclips: ``S > 0`` adds CVTCL's sub-clip views (``utils/augmentation_local.py``): the
+            clips are cut into ``S`` consecutive equal segments, and for each ``j`` the view
+            policy makes the two views of the pair (segment ``j`` of clip 1, segment ``j`` of
+            clip 2) with its own draw (TwoClip/OneClip, crop, jitter, flip), after the whole-clip
+            views. Items get ``"subclip_views"`` (and ``"subclip_flow_views"``).
     """
 
     def __init__(
@@ -202,25 +209,53 @@ class MultiViewDataset(ClipDataset):
         flow_table: VideoTable | None = None,
         source_kwargs: dict[str, Any] | None = None,
         residual: str | None = None,
+        subclips: int = 0,
     ) -> None:
         super().__init__(table, sampler, flow_table=flow_table, source_kwargs=source_kwargs)
         self.views = views
         self.residual = residual
+        if subclips < 0:
+            raise DataError(f"subclips={subclips} is not >= 0")
+        self.subclips = subclips
+
+    def _finish(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.residual is None:
+            return views
+        return [ops.residual(view, self.residual) for view in views]
 
     def make_item(self, video: int, rng: np.random.Generator) -> dict[str, Any]:
         """Clips → views; ``"clips"`` follows the views (OneClip views share a clip)."""
         clips, rgb, flow = self.read_video_clips(video, rng)
         made = self.views(rgb, rng, flow)
-        views = made.views
-        if self.residual is not None:
-            views = [ops.residual(view, self.residual) for view in views]
-        item: dict[str, Any] = {"views": views}
+        item: dict[str, Any] = {"views": self._finish(made.views)}
         item.update(self.base_item(video, [clips[i] for i in made.clip_ids]))
         if made.flow_views is not None:
             item["flow_views"] = made.flow_views
         if made.device_params is not None:
             item["device_params"] = made.device_params
+        if self.subclips:
+            item.update(self._subclip_views(rgb, flow, rng))
         return item
+
+    def _subclip_views(
+        self, rgb: list[torch.Tensor], flow: list[torch.Tensor] | None, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """The view pair of every sub-clip, each drawn separately (see the class docstring)."""
+        n = self.subclips
+        if len(rgb) != 2 or len(rgb[0]) % n or len(rgb[1]) != len(rgb[0]):
+            raise DataError(f"sub-clip views need 2 equal clips of a multiple of {n} frames")
+        cut = lambda clip, j: clip[j * (len(clip) // n) : (j + 1) * (len(clip) // n)]  # noqa: E731
+        pairs, flow_pairs = [], []
+        for j in range(n):
+            made = self.views(
+                [cut(c, j) for c in rgb], rng, None if flow is None else [cut(f, j) for f in flow]
+            )
+            pairs.append(self._finish(made.views))
+            flow_pairs.append(made.flow_views)
+        out: dict[str, Any] = {"subclip_views": pairs}
+        if flow is not None:
+            out["subclip_flow_views"] = flow_pairs
+        return out
 
 
 class ClassificationDataset(ClipDataset):

@@ -141,8 +141,12 @@ def clip_loader(
     shuffle: bool = False,
     seed: int = 0,
     pin_memory: bool = False,
+    drop_last: bool = False,
 ) -> DataLoader:
-    """A DataLoader of `ClipBatch` (``batch_size`` videos per batch)."""
+    """A DataLoader of `ClipBatch` (``batch_size`` videos per batch).
+
+    ``drop_last`` drops a last incomplete batch (CoCLR's fine-tuning and linear-probe loaders).
+    """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1 (videos per batch), got {batch_size}")
     if workers < 0:
@@ -157,4 +161,5 @@ def clip_loader(
         pin_memory=pin_memory,
         generator=generator,
         persistent_workers=False,
+        drop_last=drop_last,
     )

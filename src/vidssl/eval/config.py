@@ -74,8 +74,11 @@ class RetrievalSettings:
 class LinearSettings:
     """Linear probe on frozen features: L2 → BatchNorm1d → Linear, SGD, ×gamma at milestones.
 
-    ``train_clips``: ``windows`` (every sliding window of each train video, centre crop) or
-    ``augmented`` (``augment_repeats`` random clips per video with fine-tuning augmentation).
+    ``train_clips``: ``windows`` (every sliding window of each train video, centre crop,
+    extracted once: the fast probe) or ``augmented`` (each epoch one random clip per video with
+    fine-tuning augmentation: the reference; ``augment_repeats=0`` draws fresh clips every epoch,
+    ``n > 0`` cycles ``n`` clip sets drawn once). ``batch_size`` is the global batch;
+    ``drop_last`` drops each epoch's last incomplete batch (the reference: 64 with drop_last).
     """
 
     epochs: int = 100
@@ -86,7 +89,8 @@ class LinearSettings:
     gamma: float = 0.1
     batch_size: int = 256
     train_clips: Literal["windows", "augmented"] = "windows"
-    augment_repeats: int = 5
+    augment_repeats: int = 0
+    drop_last: bool = False
 
 
 @dataclass
@@ -98,6 +102,10 @@ class FinetuneSettings:
     their loss, the best-val model tested on ``test_clips`` uniform clips (logits averaged);
     ``normalize_input=false`` feeds [0, 1] frames (the reference fine-tunes un-normalised).
     ``milestones``, ``crops`` and ``dropout`` are CoCLR-protocol settings (pcl: no dropout).
+
+    ``batch_size`` is the global batch (clips per optimiser step; evaluation runs in one
+    process, so there is no per-device split). CoCLR's command ran 2 GPUs × 32 under
+    DataParallel, i.e. 64 clips per step, with ``drop_last=True``.
     """
 
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -117,14 +125,20 @@ class FinetuneSettings:
     min_lr: float = 1e-5
     test_clips: int = 10
     normalize_input: bool = True
+    batch_size: int = 64
+    drop_last: bool = True
 
 
 @dataclass
 class RuntimeSettings:
-    """Where and how the evaluation runs."""
+    """Where and how the evaluation runs.
+
+    ``amp`` (bf16 autocast on CUDA) is off by default: the references evaluate in fp32;
+    ``runtime.amp=true`` is the faster option.
+    """
 
     device: str = "auto"
-    amp: bool = True
+    amp: bool = False
     seed: int = 0
     forward_batch: int = 64
     progress: bool = True
@@ -170,11 +184,14 @@ def _check(cfg: EvalConfig) -> EvalConfig:
         "linear.epochs": cfg.linear.epochs,
         "linear.batch_size": cfg.linear.batch_size,
         "finetune.epochs": cfg.finetune.epochs,
+        "finetune.batch_size": cfg.finetune.batch_size,
         "runtime.forward_batch": cfg.runtime.forward_batch,
     }
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}={value} is not a positive integer")
+    if cfg.linear.augment_repeats < 0:
+        raise ConfigError(f"linear.augment_repeats={cfg.linear.augment_repeats} is not >= 0")
     if cfg.data.workers < 0:
         raise ConfigError(f"data.workers={cfg.data.workers} is not >= 0")
     if not 0.0 <= cfg.finetune.dropout < 1.0:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from vidssl.config.schema import OptimConfig
 from vidssl.data.sampling import RandomClip, SlidingWindows
 from vidssl.data.transforms.presets import coclr_finetune, coclr_multi_crop
+from vidssl.errors import UserError
 from vidssl.eval.clips import VideoClips, clip_loader
 from vidssl.eval.config import EvalConfig, FinetuneSettings
 from vidssl.eval.encoders import InputSpec, adapt_input
@@ -122,7 +123,7 @@ def train_finetune(
     settings: FinetuneSettings,
     *,
     spec: InputSpec | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int = 0,
     device: str | torch.device = "cpu",
     amp: bool = False,
@@ -131,13 +132,32 @@ def train_finetune(
 ) -> tuple[list[float], set[int]]:
     """Fine-tunes ``model`` on one clip per video per epoch (``dataset.set_epoch`` per epoch).
 
+    Batches hold ``batch_size`` (default ``settings.batch_size``) videos; with
+    ``settings.drop_last`` a last incomplete batch is dropped every epoch (CoCLR).
+
     Returns:
         ``(head lr of each epoch, table rows of videos that could not be read)``.
+
+    Raises:
+        UserError: ``drop_last`` with fewer training videos than one batch (no step at all).
     """
+    batch_size = batch_size or settings.batch_size
+    if settings.drop_last and len(dataset) < batch_size:
+        raise UserError(
+            f"finetune.batch_size={batch_size} with finetune.drop_last=true leaves no step for "
+            f"{len(dataset)} training videos; lower finetune.batch_size"
+        )
     device = resolve_device(device)
     model.to(device)
     optimizer = finetune_optimizer(model, settings)
-    loader = clip_loader(dataset, batch_size=batch_size, workers=workers, shuffle=True, seed=seed)
+    loader = clip_loader(
+        dataset,
+        batch_size=batch_size,
+        workers=workers,
+        shuffle=True,
+        seed=seed,
+        drop_last=settings.drop_last,
+    )
     head_lrs, failed = [], set()
     for epoch in range(settings.epochs):
         factor = epoch_lr_factor(settings, epoch)
@@ -268,7 +288,6 @@ def run_finetune(
             train_set,
             settings,
             spec=spec,
-            batch_size=data.batch_size,
             seed=runtime.seed,
             progress=runtime.progress,
             **common,
@@ -315,6 +334,8 @@ def run_finetune(
         "seq_len": data.seq_len,
         "ds": data.ds,
         "optimizer": settings.optimizer,
+        "batch_size": settings.batch_size,
+        "drop_last": settings.drop_last,
         "epochs": settings.epochs,
         "milestones": list(settings.milestones),
     }

@@ -98,7 +98,11 @@ class CoCLR(MomentumContrastMethod):
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
-        """Checks the pretrain pair, top-k, drop probability and (CPR) the cascade pools."""
+        """Checks the pretrain pair, top-k, drop probability, (CPR) the cascade pools and modality.
+
+        ``data.modality`` must name the trained stream (flow with ``reverse``), so that an
+        exported flow encoder never says ``rgb``.
+        """
         super().validate_config(cfg)
         m = cfg.method
         if len(m.pretrain) != 2:
@@ -112,6 +116,12 @@ class CoCLR(MomentumContrastMethod):
             cascade_pool_sizes(m.queue_size, m.topk, m.ratio, m.stages)  # ConfigError if not
         elif not 1 <= m.topk <= m.queue_size:
             raise ConfigError(f"method.topk={m.topk} is not in [1, queue_size={m.queue_size}]")
+        trained = "flow" if m.reverse else "rgb"
+        if cfg.data.modality != trained:
+            raise ConfigError(
+                f"data.modality={cfg.data.modality} but method.reverse={m.reverse} trains the "
+                f"{trained} stream; set data.modality={trained} (the exported encoder records it)"
+            )
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)

@@ -10,8 +10,8 @@ With ``q_11 = encoder_q(sub-clip 1 of clip 1)`` and ``k_2j = encoder_k(sub-clip 
 Two registered methods share these terms:
 
 - ``cvtcl_local`` (``local_nce.py``): InfoNCE on the whole clips plus the local terms,
-  ``L = L_global + L_inter/3 + L_intra``, τ = 0.1 (preset: lr 5e-4, warm-up multipliers
-  [0.01, 0.05, 0.1, 0.5, 1] over the first 5 epochs);
+  ``L = L_global + L_inter/3 + L_intra``, τ = 0.1 (preset: constant lr 5e-4 from epoch 0, as
+  the reference trains; its intended warm-up [0.01, 0.05, 0.1, 0.5, 1] is an option);
 - ``cvtcl`` (``main_cvtcl.py``, cross-view stage): CoCLR (mining, siblings, instance drop,
   queue warm-up, ``reverse``, ``pretrain: [A, B]``) plus the local terms on the trained stream,
   ``L = (L_CoCLR + L_inter + L_intra)/3``, τ = 0.07.
@@ -19,9 +19,20 @@ Two registered methods share these terms:
 **Inferred, not published.** CVTCL's data loader (``dataset/local_dataset.py``) and the model
 file of its local stage (``model/pretrain.py``, only a ``.pyc`` exists) are missing from the
 repository. From tensor shapes and comments, the sub-clips are taken to be the consecutive
-equal temporal segments of each sampled clip (same augmentation as the clip, as cutting the
-augmented clip gives), the query is the first sub-clip of view 1 and the aligned key the first
-sub-clip of view 2. **Fixed bug.** The reference's CoCLR-stage forward batch-shuffles the
+equal temporal segments of each sampled clip, the query is the first sub-clip of view 1 and the
+aligned key the first sub-clip of view 2.
+
+**Sub-clip augmentation.** ``main_cvtcl.py`` imports ``utils/augmentation_local.py``, whose
+``len(x) == 32`` branch takes sub-clip j of view 1 and of view 2 (two 16-frame blocks of 8 RGB +
+8 flow frames, one draw per block, so RGB and flow share it) and runs CoCLR's
+``TransformController`` on that pair: every sub-clip pair gets its own TwoClip/OneClip choice,
+crop, jitter and flip, and under OneClip both views are the same frames.
+With ``data.subclip_views = num_subclips`` (the cross-view presets) the batch carries those
+pairs (`vidssl.data.datasets.MultiViewDataset`) and the local terms use them; with
+``data.subclip_views = 0`` (the local-stage presets, and an option for the cross-view stage) the
+sub-clips are cut out of the already augmented whole-clip views.
+
+**Fixed bug.** The reference's CoCLR-stage forward batch-shuffles the
 sub-clips but encodes the unshuffled tensor, so after unshuffling the sub-clip keys belong to
 other videos; here every sub-clip is shuffled, encoded and unshuffled properly
 (`MomentumContrastMethod.encode_keys`), so ``k_2j`` is always the key of the query's video.
@@ -88,17 +99,37 @@ class LocalTermsMixin:
                 f"method.num_subclips={m.num_subclips} must be ≥ 2 and divide "
                 f"data.seq_len={frames} (consecutive equal sub-clips)"
             )
+        if cfg.data.subclip_views not in (0, m.num_subclips):
+            raise ConfigError(
+                f"data.subclip_views={cfg.data.subclip_views} must be 0 (cut the augmented "
+                f"clips) or method.num_subclips={m.num_subclips} (a draw per sub-clip pair)"
+            )
+
+    def subclip_pairs(self, batch: dict[str, Any]) -> list[list[torch.Tensor]] | None:
+        """The trained stream's per-sub-clip view pairs, or None when the batch has none."""
+        reverse = bool(getattr(self.cfg.method, "reverse", False))
+        key = "subclip_flow_views" if reverse else "subclip_views"
+        return batch.get(key)
 
     def local_losses(
-        self, views: list[torch.Tensor], queue: torch.Tensor
+        self,
+        views: list[torch.Tensor],
+        queue: torch.Tensor,
+        pairs: list[list[torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L_inter, L_intra)`` of the trained stream's two clips against ``queue [K, D]``.
 
-        Call after this step's EMA update: the sub-clip keys use the key encoder as it is.
+        Sub-clip ``j`` of view ``v`` is ``pairs[j][v]`` when given (a draw per sub-clip pair),
+        else segment ``j`` of ``views[v]``. Call after this step's EMA update: the sub-clip keys
+        use the key encoder as it is.
         """
         n, temperature = self.cfg.method.num_subclips, self.cfg.method.temperature
-        q_11 = self.encoder_q(split_subclips(views[0], n)[0])  # type: ignore[attr-defined]
-        keys = [self.encode_keys(sub) for sub in split_subclips(views[1], n)]  # type: ignore[attr-defined]
+        if pairs is None:
+            firsts, seconds = split_subclips(views[0], n), split_subclips(views[1], n)
+        else:
+            firsts, seconds = [p[0] for p in pairs], [p[1] for p in pairs]
+        q_11 = self.encoder_q(firsts[0])  # type: ignore[attr-defined]
+        keys = [self.encode_keys(sub) for sub in seconds]  # type: ignore[attr-defined]
         sub_keys = torch.stack(keys, dim=1)  # [B, S, D]
         inter = local_inter_nce(q_11, sub_keys, queue, temperature)
         intra = local_intra_nce(q_11, sub_keys, temperature, aligned_index=0)
@@ -110,7 +141,7 @@ class LocalTermsMixin:
         """``loss = w_g·loss + w_inter·L_inter + w_intra·L_intra`` (terms logged separately)."""
         m = self.cfg.method
         views = self.training_views(batch)  # type: ignore[attr-defined]
-        inter, intra = self.local_losses(views, queue.keys)
+        inter, intra = self.local_losses(views, queue.keys, self.subclip_pairs(batch))
         global_loss = outputs["loss"]
         total = m.global_weight * global_loss + m.inter_weight * inter + m.intra_weight * intra
         return {

@@ -277,6 +277,10 @@ def draw_instance_drop(generator: torch.Generator, p: float = 0.9) -> bool:
     per-sample draw. Here the draw comes from the caller's ``generator`` so that runs are
     reproducible and resumable (save ``generator.get_state()`` with the checkpoint).
 
+    Deliberate difference: the reference re-seeds Python's ``random`` at every epoch, so its
+    sequence of drop decisions repeats each epoch; CoCLR here keeps one generator running over
+    the whole run (seeded by ``trainer.seed``), the evident intent of a 0.9 drop probability.
+
     Args:
         generator: The caller's ``torch.Generator`` (its device is used for the draw).
         p: Probability of dropping, in ``[0, 1]``.

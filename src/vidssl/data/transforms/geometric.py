@@ -19,6 +19,7 @@ from vidssl.data.transforms.ops import clip_to_cthw, crop, hflip, resize
 from vidssl.errors import ConfigError, DataError
 
 __all__ = [
+    "CROP_DRAWS",
     "FIVE_CROP_POSITIONS",
     "CenterCrop",
     "CornerCrop",
@@ -29,6 +30,10 @@ __all__ = [
     "RandomResizedCrop",
     "Resize",
 ]
+
+#: `RandomResizedCrop` draws: ``retry`` (up to ``attempts`` boxes, then a centred box) or
+#: ``once`` (CoCLR pretraining: one box, else the whole frame).
+CROP_DRAWS = ("retry", "once")
 
 FIVE_CROP_POSITIONS = ("center", "top_left", "top_right", "bottom_left", "bottom_right")
 
@@ -85,16 +90,20 @@ class RandomResizedCrop(_BoxTransform):
     the largest centred box with the output's aspect, then a resize (same pixels up to resampling
     at the box border). Default interpolation is bicubic (PIL's, as in CoCLR).
 
-    CoCLR's pretraining ran the per-``seq_len`` branch of its crop, which draws ``w, h`` once and,
-    if that box does not fit, resizes the *uncropped* frame (aspect distorted). Here every
-    attempt is retried as the reference's documented 10-tries rule says.
+    ``draw="once"`` is the ``consistent=False`` branch of CoCLR's crop, which its pretraining
+    ran (``main_nce.py``, ``main_coclr.py``): one attempt, drawn as above; if that box does not
+    fit, the box is the whole frame, so the *uncropped* frame is resized (squashed) to ``size``.
+    At 320×240 with the default ranges that happens in about 30 % of draws. ``draw="retry"`` is
+    the ``consistent=True`` branch (fine-tuning, linear probe): up to ``attempts`` tries, then
+    the centred fallback; it never squashes the full frame.
 
     Args:
         size: output ``(height, width)`` or an int for a square.
         scale: range of the box area as a fraction of the frame (CoCLR ``bottom_area=0.2``).
         ratio: range of the aspect ``w/h`` before the swap.
         swap_prob: probability of swapping ``w`` and ``h``.
-        attempts: tries before the fallback.
+        attempts: tries before the fallback (``draw="retry"``).
+        draw: ``"retry"`` or ``"once"`` (CoCLR's pretraining draw, see above).
         interpolation: ``"bicubic"`` or ``"bilinear"``.
         antialias: PIL-like antialiasing when shrinking.
     """
@@ -109,11 +118,15 @@ class RandomResizedCrop(_BoxTransform):
         *,
         swap_prob: float = 0.5,
         attempts: int = 10,
+        draw: str = "retry",
         interpolation: str = "bicubic",
         antialias: bool = True,
     ) -> None:
         if not 0 < scale[0] <= scale[1] or not 0 < ratio[0] <= ratio[1]:
             raise ConfigError(f"crop scale {scale} and ratio {ratio} must be 0 < low <= high")
+        if draw not in CROP_DRAWS:
+            raise ConfigError(f"crop draw must be one of {CROP_DRAWS}, got {draw!r}")
+        self.draw = draw
         super().__init__(_pair(size, "crop size"), interpolation, antialias)
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
@@ -123,7 +136,7 @@ class RandomResizedCrop(_BoxTransform):
     def sample(self, rng: np.random.Generator, height: int, width: int) -> CropBox:
         """Draws the box (see the class docstring for the draw order)."""
         area = height * width
-        for _ in range(self.attempts):
+        for _ in range(1 if self.draw == "once" else self.attempts):
             target_area = rng.uniform(*self.scale) * area
             aspect = rng.uniform(*self.ratio)
             box_w = round(math.sqrt(target_area * aspect))
@@ -134,6 +147,8 @@ class RandomResizedCrop(_BoxTransform):
                 left = int(rng.integers(width - box_w + 1))
                 top = int(rng.integers(height - box_h + 1))
                 return CropBox(top, left, box_h, box_w)
+        if self.draw == "once":
+            return CropBox(0, 0, height, width)  # the whole frame, squashed by the resize
         return _centred_box_with_aspect(height, width, self.out_size[1] / self.out_size[0])
 
 

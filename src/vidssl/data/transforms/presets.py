@@ -53,10 +53,19 @@ __all__ = [
 
 
 def coclr_null(
-    size: int = 128, *, normalization: str = "imagenet", photometric_on_flow: bool = True
+    size: int = 128,
+    *,
+    normalization: str = "imagenet",
+    photometric_on_flow: bool = True,
+    crop_draw: str = "once",
 ) -> Compose:
-    """CoCLR's ``null_transform``: random resized crop (area ≥ 0.2, bicubic) + flip."""
-    steps = [RandomResizedCrop(size, (0.2, 1.0)), HorizontalFlip(0.5), Normalize(normalization)]
+    """CoCLR's ``null_transform``: random resized crop (area ≥ 0.2, bicubic) + flip.
+
+    ``crop_draw="once"`` is the reference's pretraining crop (one box; the squashed whole frame
+    when it does not fit), ``"retry"`` the 10-tries draw (see `RandomResizedCrop`).
+    """
+    crop = RandomResizedCrop(size, (0.2, 1.0), draw=crop_draw)
+    steps = [crop, HorizontalFlip(0.5), Normalize(normalization)]
     return Compose(steps, photometric_on_flow=photometric_on_flow)
 
 
@@ -66,16 +75,18 @@ def coclr_base(
     gray_mode: str = "channel_per_frame",
     normalization: str = "imagenet",
     photometric_on_flow: bool = True,
+    crop_draw: str = "once",
 ) -> Compose:
     """CoCLR's ``base_transform``.
 
-    Crop as `coclr_null`, ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` with p=0.8 (random op order),
+    Crop as `coclr_null` (``crop_draw``), ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` with p=0.8
+    (random op order),
     ``RandomGrayscale(p=0.2)`` (channel splitting per frame by default, see `RandomGrayscale`),
     Gaussian blur σ ∈ [0.1, 2] with p=0.5, flip, then the normalisation (the reference does it on
     the GPU; it is the same per-clip operation).
     """
     steps: list[ClipTransform] = [
-        RandomResizedCrop(size, (0.2, 1.0)),
+        RandomResizedCrop(size, (0.2, 1.0), draw=crop_draw),
         ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
         RandomGrayscale(0.2, gray_mode),
         GaussianBlur((0.1, 2.0), p=0.5),
