@@ -42,12 +42,12 @@ def detection_rows(
     scores = np.asarray(scores, dtype=np.float64)
     class_ids = np.asarray(class_ids, dtype=np.int64)
     n_boxes, n_classes = len(boxes), len(class_ids)
-    repeated = np.repeat(boxes, n_classes, axis=0)
+    text = np.asarray([",".join(f"{v:.6f}" for v in box) for box in boxes], dtype=object)
     return BoxRows(
         videos=np.repeat(np.asarray(videos, dtype=object), n_classes),
         seconds=np.repeat(np.asarray(seconds, dtype=np.int64), n_classes),
-        boxes=repeated,
-        box_text=np.asarray([",".join(f"{v:.6f}" for v in box) for box in repeated], dtype=object),
+        boxes=np.repeat(boxes, n_classes, axis=0),
+        box_text=np.repeat(text, n_classes),
         actions=np.tile(class_ids, n_boxes),
         column8=scores[:, class_ids - 1].reshape(-1),
     )
