@@ -12,6 +12,7 @@ from vidssl.data.catalogs.ava import read_box_csv, read_labelmap
 from vidssl.data.synthetic.ava import ACTIONS, draw_actor, make_synthetic_ava, render_frame
 from vidssl.downstream.ava import evaluate_files
 from vidssl.downstream.ava.dataset import AvaClipSpec, ava_collate, build_ava_dataset
+from vidssl.errors import CorruptVideoError
 from vidssl.utils.jpeg import decode_jpeg
 
 DETECTIONS = "person_box_67091280_iou90/ava_detection_val_boxes_and_labels.csv"
@@ -112,3 +113,19 @@ def test_dataset_reads_every_split(synthetic: Path) -> None:
         val[1]["boxes"]
     )
     assert batch["metadata"][0].tolist() == [val[0]["video_index"], 904]
+
+
+def test_unreadable_video_is_replaced_in_train_and_fatal_in_evaluation(tmp_path: Path) -> None:
+    make_synthetic_ava(tmp_path, train_videos=2, val_videos=1, keyframes=2, size=(32, 40), seed=2)
+    for frame in (tmp_path / "frames" / "synth_train_000").glob("*.jpg"):
+        frame.write_bytes(b"not a jpeg")
+    spec = AvaClipSpec(num_frames=4, stride=2, crop_size=16, jitter=(24, 28))
+    train = build_ava_dataset(tmp_path, "train", spec)
+    assert train.frame_list.videos[int(train.keyframes.video_index[0])] == "synth_train_000"
+    item = train[0]
+    assert item["video"] == "synth_train_001"  # a keyframe of the readable video instead
+    assert train.failures.failed_videos() == ["synth_train_000"]
+    for frame in (tmp_path / "frames" / "synth_val_000").glob("*.jpg"):
+        frame.unlink()
+    with pytest.raises(CorruptVideoError):
+        build_ava_dataset(tmp_path, "test", spec)[0]
