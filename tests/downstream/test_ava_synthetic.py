@@ -129,3 +129,16 @@ def test_unreadable_video_is_replaced_in_train_and_fatal_in_evaluation(tmp_path:
         frame.unlink()
     with pytest.raises(CorruptVideoError):
         build_ava_dataset(tmp_path, "test", spec)[0]
+
+
+def test_test_clip_holds_the_frames_around_the_keyframe(synthetic: Path) -> None:
+    spec = AvaClipSpec(num_frames=4, stride=3, crop_size=48)  # short side 48: no resize
+    dataset = build_ava_dataset(synthetic, "test", spec)
+    item = dataset[1]
+    video, second = item["video"], item["second"]
+    center = (second - 900) * 30
+    pixels = (item["clip"] * 0.225 + 0.45) * 255  # undo the normalisation
+    for t, frame in enumerate(range(center - 6, center + 6, 3)):
+        path = synthetic / "frames" / video / f"{video}_{frame + 1:06d}.jpg"
+        expected = torch.tensor(decode_jpeg(path.read_bytes())).permute(2, 0, 1).float()
+        assert torch.allclose(pixels[:, t], expected, atol=1e-3)

@@ -107,12 +107,14 @@ class AvaDataset(torch.utils.data.Dataset):
 
     def _read(self, index: int) -> torch.Tensor:
         video = int(self.keyframes.video_index[index])
-        paths = [self.frame_dir / p for p in self.frame_list.frames[video]]
+        names = self.frame_list.frames[video]
         frames = clip_frame_indices(
-            int(self.keyframes.center_frame[index]), len(paths), self.spec.num_frames,
+            int(self.keyframes.center_frame[index]), len(names), self.spec.num_frames,
             self.spec.stride,
         )  # fmt: skip
-        return clip_to_cthw(FramePaths(paths).read(frames))
+        wanted, order = np.unique(frames, return_inverse=True)  # AVA videos have ~27k frames
+        source = FramePaths([self.frame_dir / names[i] for i in wanted.tolist()])
+        return clip_to_cthw(source.read(order.reshape(-1)))
 
     def _candidates(self, index: int, seed: list[int]) -> Iterator[int]:
         """The keyframe itself, then keyframes of replacement videos (seeded, train only)."""
