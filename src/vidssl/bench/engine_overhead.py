@@ -47,6 +47,7 @@ from vidssl.train.engine import fit
 @dataclass
 class BenchConfig(MethodConfig):
     """Method config of the benchmark's MLP (no extra fields)."""
+
     name: str = "bench_mlp"
     width: int = 256
 
@@ -59,6 +60,7 @@ def make_mlp(width: int) -> nn.Module:
 @register_method("bench_mlp")
 class BenchMethod(BaseMethod):
     """The MLP as a vidssl method (trained through `vidssl.train.engine.fit`)."""
+
     config_class = BenchConfig
 
     def __init__(self, cfg) -> None:
@@ -72,6 +74,7 @@ class BenchMethod(BaseMethod):
 
 class RawModule(lightning.LightningModule):
     """The MLP as a plain LightningModule (Lightning's own fixed cost)."""
+
     def __init__(self, width: int, steps: int) -> None:
         super().__init__()
         self.net = make_mlp(width)
@@ -93,6 +96,7 @@ class RawModule(lightning.LightningModule):
 
 class Tensors(Dataset):
     """In-memory random batches, one item per step."""
+
     def __init__(self, n: int, width: int) -> None:
         self.data = torch.randn(n, width)
 
@@ -105,6 +109,7 @@ class Tensors(Dataset):
 
 class StepTimer(Callback):
     """Records the time at the start of every training batch."""
+
     def __init__(self) -> None:
         self.times: list[float] = []
 

@@ -246,14 +246,16 @@ class Config:
 def available_presets() -> list[str]:
     """Names of the packaged training presets (``method/dataset_stream``), sorted.
 
-    Evaluation presets (``config/presets/eval/``) and schedules (``*_schedule``, see
-    `vidssl.train.schedule`) have their own formats and are not listed.
+    Evaluation and downstream presets (``config/presets/{eval,downstream}/``) and schedules
+    (``*_schedule``, see `vidssl.train.schedule`) have their own formats and are not listed.
     """
     names = (
         p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml")
     )
     return sorted(
-        name for name in names if not name.startswith("eval/") and not name.endswith("_schedule")
+        name
+        for name in names
+        if not name.startswith(("eval/", "downstream/")) and not name.endswith("_schedule")
     )
 
 
