@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -64,21 +65,31 @@ def test_coclr_base_and_null_recipes() -> None:
     assert out.shape == (3, 4, 16, 16) and out.dtype == torch.float32
 
 
-def _replay_plan(seed: int) -> list[tuple[int, bool]]:
-    rng = np.random.default_rng(seed)
-    if rng.random() < 0.5:
-        return [(0, bool(rng.random() < 0.3)), (1, bool(rng.random() < 0.3))]
-    base_first = bool(rng.random() < 0.5)
-    clip_id = 0 if rng.random() < 0.5 else 1
-    return [(clip_id, base_first), (clip_id, not base_first)]
+def _binomial_ok(hits: int, n: int, p: float) -> bool:
+    """Within 4 standard deviations of n·p (fails by chance about once in 15 000 runs)."""
+    return abs(hits - n * p) <= 4 * math.sqrt(n * p * (1 - p))
 
 
-def test_view_policy_plan_replayed() -> None:
+def test_view_policy_plan_follows_the_reference_probabilities() -> None:
+    # CoCLR (shared/reference §pretraining transforms): TransformController picks TwoClip or
+    # OneClip 0.5 / 0.5; TwoClip augments clip 0 and clip 1, each with `base` at p 0.3 and `null`
+    # otherwise; OneClip keeps one clip (0 or 1 at random) and augments it once with each
+    # pipeline, in random order.
     policy = CoclrViewPolicy(coclr_base(8), coclr_null(8))
-    plans = [policy.plan(np.random.default_rng(s)) for s in range(40)]
-    assert plans == [_replay_plan(s) for s in range(40)]
-    one_clip = [p for p in plans if p[0][0] == p[1][0] and p[0][1] != p[1][1]]
-    assert one_clip and len(one_clip) < 40
+    rng = np.random.default_rng(123)
+    n = 10_000
+    plans = [policy.plan(rng) for _ in range(n)]
+    two = [p for p in plans if [c for c, _ in p] == [0, 1]]
+    one = [p for p in plans if p[0][0] == p[1][0]]
+    assert len(two) + len(one) == n  # every plan is one of the two kinds
+    assert _binomial_ok(len(two), n, 0.5)
+    strong = [s for p in two for _, s in p]
+    assert _binomial_ok(sum(strong), len(strong), 0.3)
+    both = sum(p[0][1] and p[1][1] for p in two)  # independent draws: 0.3 · 0.3
+    assert _binomial_ok(both, len(two), 0.09)
+    assert all(p[0][1] != p[1][1] for p in one)  # exactly one strong view
+    assert _binomial_ok(sum(p[0][0] == 1 for p in one), len(one), 0.5)
+    assert _binomial_ok(sum(p[0][1] for p in one), len(one), 0.5)  # base first half the time
 
 
 def test_view_policy_picks_the_planned_clips_and_pipelines() -> None:
@@ -87,17 +98,18 @@ def test_view_policy_picks_the_planned_clips_and_pipelines() -> None:
     null = Compose([CenterCrop(4)])
     policy = CoclrViewPolicy(base, null)
     clips = [_clip(2, 6, 6, seed=1), _clip(2, 6, 6, seed=2)]
-    for seed in range(12):
+    kinds = set()
+    for seed in range(40):
         views = policy(clips, np.random.default_rng(seed))
-        plan = _replay_plan(seed)
-        assert views.clip_ids == tuple(c for c, _ in plan) and views.strong == tuple(
-            s for _, s in plan
-        )
-        for view, (clip_id, strong) in zip(views.views, plan):
+        kinds.add("two" if views.clip_ids == (0, 1) else "one")
+        for view, clip_id, strong in zip(views.views, views.clip_ids, views.strong):
             expected = clips[clip_id][:, 1:5, 1:5].permute(3, 0, 1, 2)
             assert view.dtype == (torch.float32 if strong else torch.uint8)
             assert torch.equal(view, expected.float() / 255 if strong else expected)
+        if views.clip_ids[0] == views.clip_ids[1]:
+            assert views.strong[0] != views.strong[1]
         assert views.flow_views is None and views.device_params is None
+    assert kinds == {"one", "two"}
 
 
 def test_view_policy_flow_views_share_every_draw() -> None:
