@@ -21,22 +21,35 @@ def _clip(n_frames: int = 3, size: int = 6, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(rng.integers(0, 256, (n_frames, size, size, 3), dtype=np.uint8))
 
 
-def test_jitter_draws_replayed() -> None:
+def _binomial_ok(hits: int, n: int, p: float) -> bool:
+    """Within 4 standard deviations of n·p."""
+    return abs(hits - n * p) <= 4 * (n * p * (1 - p)) ** 0.5
+
+
+def test_jitter_draws_follow_the_specified_rate_ranges_and_orders() -> None:
+    # ColorJitter(brightness 0.4, contrast 0.3, saturation 0.2, hue 0.1, p=0.8): applied with
+    # p 0.8; factors uniform in [1 ± b], [1 ± c], [1 ± s] and hue in [−h, h]; the four
+    # operations in a uniformly random order
     jitter = ColorJitter(0.4, 0.3, 0.2, 0.1, p=0.8)
-    for seed in range(10):
-        params = jitter.sample(np.random.default_rng(seed))
-        replay = np.random.default_rng(seed)
-        if not replay.random() < 0.8:
-            assert params == JitterParams(False)
-            continue
-        factors = (
-            replay.uniform(0.6, 1.4),
-            replay.uniform(0.7, 1.3),
-            replay.uniform(0.8, 1.2),
-            replay.uniform(-0.1, 0.1),
-        )
-        assert params.applied and params.factors == pytest.approx(factors)
-        assert params.order == tuple(replay.permutation(4))
+    rng = np.random.default_rng(11)
+    n = 10_000
+    draws = [jitter.sample(rng) for _ in range(n)]
+    applied = [d for d in draws if d.applied]
+    assert _binomial_ok(len(applied), n, 0.8)
+    assert all(d == JitterParams(False) for d in draws if not d.applied)
+    factors = np.array([d.factors for d in applied])
+    for column, (low, high) in enumerate([(0.6, 1.4), (0.7, 1.3), (0.8, 1.2), (-0.1, 0.1)]):
+        values = factors[:, column]
+        assert low <= values.min() and values.max() <= high
+        # uniform: mean in the middle, a quarter of the draws in each quarter of the range
+        assert abs(values.mean() - (low + high) / 2) < 0.02 * (high - low)
+        quarter = np.mean(values < low + (high - low) / 4)
+        assert abs(quarter - 0.25) < 0.02
+    orders = [tuple(d.order) for d in applied]
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders)
+    assert len(set(orders)) == 24
+    firsts = np.bincount([o[0] for o in orders], minlength=4) / len(orders)
+    assert np.all(np.abs(firsts - 0.25) < 0.03)
 
 
 def test_jitter_ranges() -> None:
@@ -105,24 +118,26 @@ def test_grayscale_modes() -> None:
 
 
 def test_grayscale_draws() -> None:
+    # applied with p 0.5; the kept channel uniform over the three
     gray = RandomGrayscale(0.5, "channel")
-    for seed in range(8):
-        replay = np.random.default_rng(seed)  # the decision comes first, then the channel
-        applied = replay.random() < 0.5
-        expected = (
-            GrayParams(True, channel=int(replay.integers(3))) if applied else GrayParams(False)
-        )
-        assert gray.sample(np.random.default_rng(seed)) == expected
+    rng = np.random.default_rng(5)
+    draws = [gray.sample(rng) for _ in range(6000)]
+    applied = [d for d in draws if d.applied]
+    assert _binomial_ok(len(applied), 6000, 0.5)
+    assert all(d == GrayParams(False) for d in draws if not d.applied)
+    counts = np.bincount([d.channel for d in applied], minlength=3)
+    assert all(_binomial_ok(int(c), len(applied), 1 / 3) for c in counts)
 
 
 def test_blur_draws_and_application() -> None:
     blur = GaussianBlur((0.1, 2.0), p=0.5)
     assert blur.radius == 6
-    for seed in range(8):
-        replay = np.random.default_rng(seed)
-        applied = replay.random() < 0.5
-        expected = BlurParams(True, replay.uniform(0.1, 2.0)) if applied else BlurParams(False)
-        assert blur.sample(np.random.default_rng(seed)) == expected
+    rng = np.random.default_rng(9)
+    draws = [blur.sample(rng) for _ in range(6000)]
+    sigmas = np.array([d.sigma for d in draws if d.applied])
+    assert _binomial_ok(len(sigmas), 6000, 0.5)  # applied with p 0.5, σ uniform in [0.1, 2]
+    assert all(d == BlurParams(False) for d in draws if not d.applied)
+    assert sigmas.min() >= 0.1 and sigmas.max() <= 2.0 and abs(sigmas.mean() - 1.05) < 0.03
     clip = _clip(2, 9)
     out = blur.apply(clip, BlurParams(True, 1.1))
     x = ops.clip_to_cthw(clip).float() / 255
