@@ -47,10 +47,10 @@ def test_infonce_aligned_pair_with_orthogonal_queue(batch, queue_size, temperatu
     assert loss.item() == pytest.approx(expected, rel=1e-4, abs=3e-6)
 
 
-@pytest.mark.parametrize("batch", [2, 5])
-@pytest.mark.parametrize("queue_size", [3, 16])
-@pytest.mark.parametrize("dim", [8, 32])
-@pytest.mark.parametrize("temperature", [0.07, 0.2])
+# all logits tie whatever the temperature or width: one value of each is enough
+@pytest.mark.parametrize(
+    ("batch", "queue_size", "dim", "temperature"), [(2, 3, 8, 0.07), (5, 16, 32, 0.2)]
+)
 def test_infonce_all_logits_equal_gives_log_k_plus_one(batch, queue_size, dim, temperature):
     q = unit_rows(batch, dim, seed=1)
     queue = q[:1].repeat(queue_size, 1)  # every entry equals q[0]: all logits of row 0 tie
