@@ -96,6 +96,10 @@ class DataConfig:
     one box, else the whole frame squashed) or ``retry`` (10 tries, then a centred box).
     ``subclip_views=S`` adds CVTCL's per-sub-clip view pairs (each of the ``S`` sub-clip pairs
     augmented with its own draw; `vidssl.data.datasets.MultiViewDataset`); 0 = none.
+    ``flow_augmentation`` is the flow stream's policy in two-stream data: empty (default) = the
+    same as ``augmentation`` (the references: flow gets the RGB pipeline, colour jitter
+    included); ``null``: flow views share the RGB views' crops and flips but get no photometric
+    change (what a flow model trained with ``null`` saw).
     """
 
     dataset: str = "ucf101"
@@ -104,6 +108,7 @@ class DataConfig:
     flow_media: str | None = None
     modality: Literal["rgb", "flow"] = "rgb"
     augmentation: Literal["coclr", "base", "null"] = "coclr"
+    flow_augmentation: Literal["", "coclr", "base", "null"] = ""
     augment_on: Literal["cpu", "device"] = "cpu"
     crop_draw: Literal["once", "retry"] = "once"
     subclip_views: int = 0

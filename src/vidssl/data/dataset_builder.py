@@ -19,11 +19,42 @@ logger = logging.getLogger(__name__)
 #: ``data.augmentation`` names: how the views of a pretraining sample are augmented.
 AUGMENTATIONS = ("coclr", "base", "null")
 
-__all__ = ["AUGMENTATIONS", "build_pretrain_dataset", "build_view_policy"]
+__all__ = [
+    "AUGMENTATIONS",
+    "build_pretrain_dataset",
+    "build_view_policy",
+    "flow_photometric",
+]
+
+
+def flow_photometric(augmentation: str, flow_augmentation: str) -> bool:
+    """Whether flow views get the photometric steps of the RGB views' draws.
+
+    ``flow_augmentation`` empty or equal to ``augmentation``: yes (the references). ``null``: no;
+    the flow views keep the shared geometric draws (crop, flip) only.
+
+    Raises:
+        ConfigError: a flow policy with photometric steps the RGB policy does not draw.
+    """
+    if flow_augmentation in ("", augmentation):
+        return True
+    if flow_augmentation == "null":
+        return False
+    raise ConfigError(
+        f"data.flow_augmentation={flow_augmentation!r} with data.augmentation={augmentation!r} "
+        "is not supported: flow shares the RGB views' draws, so it can get the same policy or "
+        "'null' (no photometric change)"
+    )
 
 
 def build_view_policy(
-    name: str, num_views: int, img_size: int, *, on_device: bool = False, crop_draw: str = "once"
+    name: str,
+    num_views: int,
+    img_size: int,
+    *,
+    on_device: bool = False,
+    crop_draw: str = "once",
+    photometric_on_flow: bool = True,
 ) -> ViewPolicy:
     """The view policy of an augmentation preset.
 
@@ -37,12 +68,14 @@ def build_view_policy(
         on_device: return uint8 crops and packed parameters (batched augmentation on device).
         crop_draw: ``once`` (CoCLR's pretraining crop: one box, else the squashed whole frame)
             or ``retry`` (10 tries, then a centred box); see `RandomResizedCrop`.
+        photometric_on_flow: whether flow views also get the photometric steps (see
+            `flow_photometric`).
 
     Raises:
         ConfigError: an unknown ``name``.
     """
-    base = coclr_base(img_size, crop_draw=crop_draw)
-    null = coclr_null(img_size, crop_draw=crop_draw)
+    base = coclr_base(img_size, crop_draw=crop_draw, photometric_on_flow=photometric_on_flow)
+    null = coclr_null(img_size, crop_draw=crop_draw, photometric_on_flow=photometric_on_flow)
     if name == "coclr" and num_views == 2:
         return CoclrViewPolicy(base, null, on_device=on_device)
     p_base = {"coclr": 0.3, "base": 1.0, "null": 0.0}.get(name)
@@ -82,6 +115,7 @@ def build_pretrain_dataset(cfg: Config) -> MultiViewDataset:
         d.img_size,
         on_device=d.augment_on == "device",
         crop_draw=d.crop_draw,
+        photometric_on_flow=flow_photometric(d.augmentation, d.flow_augmentation),
     )
     sampler = MultiRandomClips(d.num_views, d.seq_len, d.ds)
     residual = None if d.residual == "none" else d.residual

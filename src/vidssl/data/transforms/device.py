@@ -72,9 +72,15 @@ def augment_of(dataset: Any) -> BatchedVideoAugment | None:
 
 def augment_from_config(data: DataConfig) -> BatchedVideoAugment:
     """The batched augmentation of the view policy that ``data`` describes."""
-    from vidssl.data.dataset_builder import build_view_policy
+    from vidssl.data.dataset_builder import build_view_policy, flow_photometric
 
-    policy = build_view_policy(data.augmentation, data.num_views, data.img_size, on_device=True)
+    policy = build_view_policy(
+        data.augmentation,
+        data.num_views,
+        data.img_size,
+        on_device=True,
+        photometric_on_flow=flow_photometric(data.augmentation, data.flow_augmentation),
+    )
     return policy.device  # type: ignore[attr-defined]
 
 
