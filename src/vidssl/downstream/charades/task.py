@@ -88,7 +88,12 @@ class CharadesModule(DownstreamModule):
 
 
 def _media(cfg: Config) -> Path:
-    return Path(cfg.data.media) if cfg.data.media else Path(cfg.data.root) / "Charades_v1_rgb"
+    """``data.media``, else ``root/Charades_v1_rgb`` (frames), else ``root/Charades_v1_480``."""
+    if cfg.data.media:
+        return Path(cfg.data.media)
+    frames = Path(cfg.data.root) / "Charades_v1_rgb"
+    videos = Path(cfg.data.root) / "Charades_v1_480"
+    return videos if videos.is_dir() and not frames.is_dir() else frames
 
 
 def _official_counts(media: Path) -> dict[str, int]:
