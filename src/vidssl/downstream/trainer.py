@@ -144,7 +144,7 @@ class DownstreamModule(BaseMethod):
         m: DownstreamConfig = cfg.method  # type: ignore[assignment]
         try:
             backbone, report = load_foreign_with_report(
-                m.checkpoint, m.init, None if m.checkpoint else cfg.model.backbone,
+                m.checkpoint, m.init, cfg.model.backbone,
                 trust=m.trust_checkpoint, width_mult=cfg.model.width_mult,
                 in_channels=cfg.model.in_channels,
             )  # fmt: skip
