@@ -114,3 +114,35 @@ def test_rescale_and_the_three_test_crops():
     rng = np.random.default_rng(0)
     tops = {views.random_crop_offset(115, 112, 112, rng) for _ in range(200)}
     assert tops == {(0, 0), (1, 0), (2, 0)}  # randint(0, 3): the last offset 3 is never drawn
+
+
+def _tiny_settings():
+    from vidssl.downstream.charades.dataset import ClipSettings
+
+    return ClipSettings(num_frames=4, stride=2, jitter=(40, 48), crop=32, temporal_views=2)
+
+
+def test_dataset_items_geometry_labels_and_unreadable_videos(tmp_path):
+    from vidssl.data.sources.video_io import write_video
+    from vidssl.downstream.charades.catalog import CharadesVideo
+    from vidssl.downstream.charades.dataset import CharadesDataset
+
+    frames = np.random.default_rng(0).integers(0, 255, (12, 36, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "GOOD1.mp4", frames, fps=24)
+    labels = tuple((c,) if i < 6 else () for i, c in enumerate([2] * 12))
+    good = CharadesVideo("GOOD1", labels)
+    broken = CharadesVideo("BAD01", labels)  # no file: unreadable
+    test = CharadesDataset([good, broken], tmp_path, _tiny_settings(), train=False)
+    assert len(test) == 2 * 6
+    item = test[5]
+    assert item["views"][0].shape == (3, 4, 32, 32) and item["view"] == 5
+    assert classes(item["label"].numpy()) == [2] and not item["failed"]
+    assert test[6]["failed"] and test.failed_videos() == ["BAD01"]
+    train = CharadesDataset([broken, good], tmp_path, _tiny_settings(), train=True)
+    np.random.seed(3)
+    item = train[0]  # BAD01 is replaced by GOOD1
+    assert item["video"] == "GOOD1" and train.failures() == 1
+    clip = item["views"][0]
+    assert clip.shape == (3, 4, 32, 32)
+    # normalised with mean 0.45, std 0.225: pixel values lie in [-2, 2.45]
+    assert clip.min() >= -2.0 - 1e-6 and clip.max() <= 2.4445 + 1e-4

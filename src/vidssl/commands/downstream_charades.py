@@ -10,6 +10,7 @@ views per test video with a max-ensemble and writes ``results.json`` / ``results
 from __future__ import annotations
 
 import argparse
+import os
 
 INIT_CHOICES = (
     "scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet",
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     record = run_downstream(CharadesTask(), cfg, evaluate_only=args.evaluate_only)
     if record is None:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0  # DDP: rank 0 evaluates and reports
         print(f"charades: training not finished in {cfg.trainer.run_dir}; run again to resume")
         return 0
     print(

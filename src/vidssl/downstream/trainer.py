@@ -235,24 +235,21 @@ def _device(cfg: Config) -> torch.device:
     return torch.device("cuda" if use_gpu else "cpu")
 
 
-def clip_batches(
-    dataset: Dataset, cfg: Config, device: torch.device, *, batch_size: int,
-    shuffle_seed: int | None = None,
-) -> Iterator[torch.Tensor]:  # fmt: skip
-    """The first view of every batch of ``dataset`` on ``device`` (seeded order and draws).
+def view_batches(
+    dataset: Dataset, cfg: Config, *, batch_size: int, shuffle_seed: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Collated batches of ``dataset`` with items seeded by position (worker-count independent).
 
-    Items are seeded by position (`vidssl.train.loader.SeededItems`), so the batches do not
-    depend on the worker count; ``shuffle_seed`` visits the items in a seeded random order.
+    ``shuffle_seed`` visits the items in a seeded random order (`vidssl.train.loader.SeededItems`
+    then seeds each item by its position in that order).
     """
     if shuffle_seed is not None:
         size = len(dataset)  # type: ignore[arg-type]
         dataset = Subset(dataset, np.random.default_rng([shuffle_seed, 7]).permutation(size))
-    loader = DataLoader(
+    yield from DataLoader(
         SeededItems(dataset, cfg.trainer.seed), batch_size=batch_size, shuffle=False,
-        num_workers=cfg.data.workers, pin_memory=device.type == "cuda",
+        num_workers=cfg.data.workers, pin_memory=torch.cuda.is_available(),
     )  # fmt: skip
-    for batch in loader:
-        yield batch["views"][0].to(device)
 
 
 def _load_trained(module: DownstreamModule, cfg: Config, run_dir: Path) -> int:
@@ -322,8 +319,11 @@ def run_downstream(
     m: DownstreamConfig = cfg.method  # type: ignore[assignment]
     used = precise_bn(
         model,
-        clip_batches(
-            train_data, cfg, device, batch_size=cfg.data.batch_size, shuffle_seed=cfg.trainer.seed
+        (
+            batch["views"][0].to(device)
+            for batch in view_batches(
+                train_data, cfg, batch_size=cfg.data.batch_size, shuffle_seed=cfg.trainer.seed
+            )
         ),
         m.precise_bn_batches,
     )  # fmt: skip

@@ -1,7 +1,10 @@
 """Charades datasets: training clips with span labels, and the 10 × 3 test views per video.
 
 Items are dicts ``{"views": [C×T×H×W float], "label": float [num_classes], "index": video row,
-"video": id}`` (test items add ``"view": (temporal, spatial)``). Frames come from JPEG folders
+"video": id}``; test items add ``"view"`` (temporal·spatial_views + spatial) and ``"failed"``.
+An unreadable training video is replaced by another (seeded order, `FailureMap`); an unreadable
+test video gives blank views flagged ``failed`` and is left out of the mAP (listed as skipped).
+Frames come from JPEG folders
 (``media/<frame-list path>``, the ``Charades_v1_rgb`` layout) or straight from the videos
 (``media/<id>.mp4``, decoded at their own rate and resampled to 24 fps by nearest frame).
 Randomness comes from numpy's global generator inside ``__getitem__`` (seeded per sample by
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidssl.data.dataset_failures import FailureMap
 from vidssl.data.sources.video_file import VideoFile, check_frame_indices, stack_frames
 from vidssl.data.transforms import ops
 from vidssl.downstream.charades import views
@@ -110,6 +114,8 @@ class CharadesDataset(Dataset):
         self.settings = settings
         self.train = train
         self.views_per_video = 1 if train else settings.temporal_views * settings.spatial_views
+        names = np.array([v.video_id for v in self.videos])
+        self.failure_map = FailureMap(names, f"charades {'train' if train else 'test'}")
 
     def __len__(self) -> int:
         return len(self.videos) * self.views_per_video
@@ -119,41 +125,62 @@ class CharadesDataset(Dataset):
         return np.stack([whole_video_label(v.frame_labels, self.settings.num_classes)
                          for v in self.videos])  # fmt: skip
 
-    def __getitem__(self, item: int) -> dict:
+    def failures(self) -> int:
+        """Distinct unreadable videos met so far (all workers)."""
+        return self.failure_map.count()
+
+    def failed_videos(self) -> list[str]:
+        """Ids of the unreadable videos met so far."""
+        return self.failure_map.failed_videos()
+
+    def _clip(self, video: CharadesVideo, start: int) -> tuple[torch.Tensor, np.ndarray]:
         s = self.settings
+        if video.n_frames < 1:
+            raise CorruptVideoError(f"Charades video {video.video_id} has no frames")
+        indices = views.clip_indices(start, video.n_frames, s.num_frames, s.stride)
+        return ops.clip_to_cthw(CharadesFrames(self.media, video).read(indices)), indices
+
+    def _train_item(self, index: int, rng: np.random.Generator) -> dict:
+        s, video = self.settings, self.videos[index]
+        start = views.train_start(video.n_frames, s.num_frames, s.stride, rng)
+        clip, indices = self._clip(video, start)
+        clip = _rescale(clip, views.inverse_uniform_side(float(rng.random()), *s.jitter))
+        top, left = views.random_crop_offset(*clip.shape[-2:], s.crop, rng)
+        clip = ops.crop(clip, top, left, s.crop, s.crop)
+        if rng.random() < 0.5:
+            clip = ops.hflip(clip)
+        label = span_label(video.frame_labels, indices, s.num_classes)
+        return {"views": [_finish(clip.contiguous())], "label": torch.from_numpy(label),
+                "index": index, "video": video.video_id}  # fmt: skip
+
+    def _test_item(self, index: int, view: int) -> dict:
+        s, video = self.settings, self.videos[index]
+        temporal, spatial = divmod(view, s.spatial_views)
+        label = torch.from_numpy(whole_video_label(video.frame_labels, s.num_classes))
+        item = {"label": label, "index": index, "video": video.video_id, "view": view}
+        if self.failure_map.is_bad(index):
+            blank = torch.zeros(3, s.num_frames, s.crop, s.crop)
+            return {"views": [blank], "failed": True, **item}
+        start = views.test_starts(video.n_frames, s.num_frames, s.stride, s.temporal_views)
+        try:
+            clip, _ = self._clip(video, start[temporal])
+        except (CorruptVideoError, IndexError) as error:
+            self.failure_map.mark(index, error)
+            return self._test_item(index, view)
+        clip = _rescale(clip, s.crop)
+        position = spatial if s.spatial_views == 3 else 1  # one view: the centre crop
+        top, left = views.uniform_crop_offset(*clip.shape[-2:], s.crop, position)
+        clip = ops.crop(clip, top, left, s.crop, s.crop)
+        return {"views": [_finish(clip.contiguous())], "failed": False, **item}
+
+    def __getitem__(self, item: int) -> dict:
         index, view = divmod(item, self.views_per_video)
-        video = self.videos[index]
-        n = video.n_frames
-        if n < 1:
-            raise DataError(f"Charades video {video.video_id} has no frames")
-        source = CharadesFrames(self.media, video)
-        if self.train:
-            rng = np.random.default_rng(int(np.random.randint(0, 2**31 - 1)))
-            start = views.train_start(n, s.num_frames, s.stride, rng)
-            indices = views.clip_indices(start, n, s.num_frames, s.stride)
-            clip = ops.clip_to_cthw(source.read(indices))
-            side = views.inverse_uniform_side(float(rng.random()), *s.jitter)
-            clip = _rescale(clip, side)
-            top, left = views.random_crop_offset(*clip.shape[-2:], s.crop, rng)
-            clip = ops.crop(clip, top, left, s.crop, s.crop)
-            if rng.random() < 0.5:
-                clip = ops.hflip(clip)
-            label = span_label(video.frame_labels, indices, s.num_classes)
-            extra: dict = {}
-        else:
-            temporal, spatial = divmod(view, s.spatial_views)
-            start = views.test_starts(n, s.num_frames, s.stride, s.temporal_views)[temporal]
-            indices = views.clip_indices(start, n, s.num_frames, s.stride)
-            clip = _rescale(ops.clip_to_cthw(source.read(indices)), s.crop)
-            position = spatial if s.spatial_views == 3 else 1  # one view: the centre crop
-            top, left = views.uniform_crop_offset(*clip.shape[-2:], s.crop, position)
-            clip = ops.crop(clip, top, left, s.crop, s.crop)
-            label = whole_video_label(video.frame_labels, s.num_classes)
-            extra = {"view": (temporal, spatial)}
-        return {
-            "views": [_finish(clip.contiguous())],
-            "label": torch.from_numpy(label),
-            "index": index,
-            "video": video.video_id,
-            **extra,
-        }
+        if not self.train:
+            return self._test_item(index, view)
+        seed = int(np.random.randint(0, 2**31 - 1))
+        for candidate in self.failure_map.candidates(index, seed):
+            try:
+                return self._train_item(candidate, np.random.default_rng([seed, 1]))
+            except (CorruptVideoError, IndexError) as error:
+                self.failure_map.mark(candidate, error)
+        raise AssertionError("unreachable: candidates() raises when exhausted")

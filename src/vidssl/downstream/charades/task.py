@@ -28,7 +28,7 @@ from vidssl.downstream.trainer import (
     DownstreamConfig,
     DownstreamModule,
     DownstreamTask,
-    clip_batches,
+    view_batches,
 )
 from vidssl.errors import ConfigError, DataError
 from vidssl.methods.registry import register_method
@@ -143,14 +143,19 @@ class CharadesTask(DownstreamTask):
         """Sigmoid scores of every view, max over each video's views, mAP over classes."""
         assert isinstance(test_data, CharadesDataset)
         device = next(model.parameters()).device
-        scores = []
         batch_size = cfg.method.eval_batch_size  # type: ignore[attr-defined]
-        for clips in clip_batches(test_data, cfg, device, batch_size=batch_size):
-            scores.append(torch.sigmoid(model(clips).float()).cpu())
+        scores, failed = [], []
+        for batch in view_batches(test_data, cfg, batch_size=batch_size):
+            scores.append(torch.sigmoid(model(batch["views"][0].to(device)).float()).cpu())
+            failed.append(batch["failed"])
         view_scores = torch.cat(scores)
         video = torch.arange(len(test_data)) // test_data.views_per_video
         video_scores = max_ensemble(view_scores, video, len(test_data.videos))
-        labels = test_data.video_labels()
+        bad = torch.zeros(len(test_data.videos), dtype=torch.bool)
+        bad[video[torch.cat(failed)]] = True
+        kept = (~bad).numpy()
+        labels = test_data.video_labels()[kept]
+        video_scores = video_scores[torch.from_numpy(kept)]
         aps = per_class_ap(video_scores, labels)
         lines = ["class,ap"] + [
             f"{c},{'' if np.isnan(a) else f'{a:.6f}'}" for c, a in enumerate(aps)
@@ -166,6 +171,7 @@ class CharadesTask(DownstreamTask):
             "mAP": mean_ap(video_scores, labels),
             "classes_evaluated": int((~np.isnan(aps)).sum()),
             "per_class_file": "per_class_ap.csv",
-            "videos": len(test_data.videos),
+            "videos": int(kept.sum()),
+            "skipped": [v.video_id for v, b in zip(test_data.videos, bad.tolist()) if b],
         }
         return results, protocol
