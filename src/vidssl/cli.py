@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "flow": ("data_flow", "extract TV-L1 / Farneback optical flow as CoCLR-style JPEGs"),
         "lmdb": ("data_lmdb", "pack frame folders into a CoCLR-compatible LMDB"),
         "check": ("data_check", "list unreadable, empty or too-short videos (exit 1 if any)"),
+        "charades": ("data_charades", "Charades videos -> 24 fps JPEG frames + frame lists"),
     },
     "pretrain": ("pretrain", "self-supervised pre-training from a preset or YAML config"),
     "eval": {
