@@ -87,3 +87,22 @@ def test_wrong_files_and_settings_are_refused(tmp_path):
         _config("moco")
     with pytest.raises(ConfigError, match="is not one of"):
         _config("byol", path)
+
+
+def test_a_vidssl_exported_encoder_is_an_init(tmp_path):
+    from vidssl.models.checkpoints import export_encoder
+
+    source = randomized_backbone("r2plus1d_18", width_mult=0.125, seed=9)
+    export_encoder(source, tmp_path / "encoder")
+    model = build_method(_config("vidssl", tmp_path / "encoder"))
+    assert_state_equal(model.backbone, trunk_state(source))
+    report = model.load_report
+    assert (report.method, report.arch, len(report.loaded)) == (
+        "vidssl",
+        "r2plus1d_18",
+        222,
+    )  # 224 minus fc
+    other = randomized_backbone("r2plus1d_18", width_mult=0.0625)
+    export_encoder(other, tmp_path / "narrow")
+    with pytest.raises(CheckpointError, match="width"):
+        build_method(_config("vidssl", tmp_path / "narrow"))

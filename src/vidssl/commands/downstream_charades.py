@@ -14,7 +14,7 @@ import os
 
 INIT_CHOICES = (
     "scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet",
-    "avid_cma", "ctp", "tclr", "gdt",
+    "avid_cma", "ctp", "tclr", "gdt", "vidssl",
 )  # fmt: skip
 
 
@@ -27,8 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "init_report.json, checkpoints/, metrics.csv, config.yaml, results.json, results.md, "
         "per_class_ap.csv. Re-running the same command resumes an interrupted run."
     )
-    parser.add_argument("--init", required=True, choices=INIT_CHOICES, help="initialisation")
-    parser.add_argument("--checkpoint", metavar="CKPT", help="the initialisation's checkpoint")
+    parser.add_argument(
+        "--init", required=True, choices=INIT_CHOICES,
+        help="initialisation: a SEVERE method, or vidssl (an encoder exported by vidssl pretrain)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", metavar="CKPT", help="the init's checkpoint (vidssl: the encoder directory)"
+    )
     parser.add_argument(
         "--preset",
         default="reference",

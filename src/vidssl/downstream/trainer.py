@@ -9,7 +9,8 @@ TensorBoard logs) and `DownstreamTask` (its datasets, evaluation and result summ
 What the module owns (severe.md §5, §7):
 
 - the backbone, built strictly by `vidssl.models.checkpoints.load_foreign` from ``method.init``
-  and ``method.checkpoint`` (its `LoadReport` is logged and saved as ``init_report.json``);
+  and ``method.checkpoint``, or from a vidssl-exported encoder (``init=vidssl``); its
+  `LoadReport` is printed and saved as ``init_report.json``;
 - SGD with BatchNorm parameters exempt from weight decay (the reference's ``BN.WEIGHT_DECAY=0``;
   other biases, i.e. the classifier's, keep it, as in the reference), learning rate
   ``optim.lr · global_batch / method.reference_batch`` (the schedule, warm-up start included,
@@ -35,7 +36,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vidssl.config.schema import Config, MethodConfig
 from vidssl.errors import CheckpointError, ConfigError, UserError
 from vidssl.methods.base import BaseMethod
-from vidssl.models.checkpoints import load_foreign_with_report
+from vidssl.models.backbones import VideoBackbone
+from vidssl.models.checkpoints import LoadReport, load_encoder, load_foreign_with_report
+from vidssl.models.checkpoints.arch import arch_of
+from vidssl.models.checkpoints.io import file_sha256
 from vidssl.optim import build_optimizer, build_scheduler
 from vidssl.train.engine import fit
 from vidssl.train.loader import SeededItems
@@ -131,6 +135,56 @@ def precise_bn(model: nn.Module, batches: Iterable[torch.Tensor], num_batches: i
     return used
 
 
+def _load_vidssl_encoder(cfg: Config) -> tuple[VideoBackbone, LoadReport]:
+    m: DownstreamConfig = cfg.method  # type: ignore[assignment]
+    path = Path(str(m.checkpoint))
+    backbone = load_encoder(path)
+    spec = backbone.config()
+    arch = arch_of(backbone)
+    if arch != cfg.model.backbone or abs(spec["width_mult"] - cfg.model.width_mult) > 1e-9:
+        raise CheckpointError(
+            f"encoder {path} is a {arch} of width {spec['width_mult']}, the config asks for "
+            f"model.backbone={cfg.model.backbone} model.width_mult={cfg.model.width_mult}"
+        )
+    weights = (
+        path / "encoder.safetensors" if path.is_dir() else path.with_name("encoder.safetensors")
+    )
+    keys = list(backbone.state_dict())
+    report = LoadReport(
+        "vidssl", arch, spec["in_channels"], spec["width_mult"], str(weights),
+        file_sha256(weights), "", "", loaded={key: key for key in keys},
+    )  # fmt: skip
+    return backbone, report
+
+
+def load_initialisation(cfg: Config) -> tuple[VideoBackbone, LoadReport]:
+    """The backbone of ``method.init`` (strict) and what was loaded into it.
+
+    SEVERE inits go through `load_foreign` (architecture ``model.backbone``, width
+    ``model.width_mult``); ``vidssl`` takes an exported encoder (directory of
+    ``encoder.safetensors`` + ``encoder.json``, `vidssl.models.load_encoder`).
+
+    Raises:
+        CheckpointError: The file does not fit (method, architecture, width or keys).
+    """
+    m: DownstreamConfig = cfg.method  # type: ignore[assignment]
+    try:
+        if m.init.lower() == "vidssl":
+            backbone, report = _load_vidssl_encoder(cfg)
+        else:
+            backbone, report = load_foreign_with_report(
+                m.checkpoint, m.init, cfg.model.backbone, trust=m.trust_checkpoint,
+                width_mult=cfg.model.width_mult, in_channels=cfg.model.in_channels,
+            )  # fmt: skip
+    except CheckpointError as error:
+        raise CheckpointError(f"method.init={m.init}: {error}") from None
+    if report.arch not in BACKBONES:
+        raise CheckpointError(
+            f"{m.checkpoint} holds a {report.arch} backbone; SEVERE tasks use {BACKBONES}"
+        )
+    return backbone, report
+
+
 class DownstreamModule(BaseMethod):
     """Backbone (strictly loaded) → global average pool → dropout → ``Linear(F, num_classes)``.
 
@@ -141,21 +195,10 @@ class DownstreamModule(BaseMethod):
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
-        m: DownstreamConfig = cfg.method  # type: ignore[assignment]
-        try:
-            backbone, report = load_foreign_with_report(
-                m.checkpoint, m.init, cfg.model.backbone,
-                trust=m.trust_checkpoint, width_mult=cfg.model.width_mult,
-                in_channels=cfg.model.in_channels,
-            )  # fmt: skip
-        except CheckpointError as error:
-            raise CheckpointError(f"method.init={m.init}: {error}") from None
-        if report.arch not in BACKBONES:
-            raise CheckpointError(
-                f"{m.checkpoint} holds a {report.arch} backbone; SEVERE tasks use {BACKBONES}"
-            )
+        backbone, report = load_initialisation(cfg)
         self.backbone = backbone.train()
         self.load_report = report
+        m: DownstreamConfig = cfg.method  # type: ignore[assignment]
         self.dropout = nn.Dropout(m.dropout)
         self.classifier = nn.Linear(backbone.feature_dim, m.num_classes)
 
@@ -163,8 +206,8 @@ class DownstreamModule(BaseMethod):
     def validate_config(cls, cfg: Config) -> None:
         """Checks the init name, checkpoint presence and the backbone."""
         m: DownstreamConfig = cfg.method  # type: ignore[assignment]
-        if m.init.lower() not in INITS:
-            raise ConfigError(f"method.init={m.init!r} is not one of {', '.join(INITS)}")
+        if m.init.lower() not in (*INITS, "vidssl"):
+            raise ConfigError(f"method.init={m.init!r} is not one of {', '.join(INITS)} or vidssl")
         if (m.init.lower() == "scratch") != (m.checkpoint is None):
             raise ConfigError(
                 "method.init=scratch takes no checkpoint" if m.checkpoint

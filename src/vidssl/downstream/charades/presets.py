@@ -83,14 +83,14 @@ def preset_tree(name: str, init: str | None = None) -> dict[str, Any]:
         seed = 0
     else:
         base, _, seed_text = short.partition("_seed")
-        if base not in INITS or (seed_text and seed_text not in ("1", "2", "3")):
+        if base not in (*INITS, "vidssl") or (seed_text and seed_text not in ("1", "2", "3")):
             raise ConfigError(
                 f"unknown Charades preset {name!r}; presets: {', '.join(preset_names())}"
             )
         if init is not None and init.lower() != base:
             raise ConfigError(f"preset {name!r} is for init {base!r}, not {init!r}")
         init, seed = base, int(seed_text or 0)
-    checkpoint = CHECKPOINTS.get(init)
+    checkpoint = CHECKPOINTS.get(init)  # vidssl encoders have no reference file
     tree["method"]["init"] = init
     tree["method"]["checkpoint"] = f"checkpoints_pretraining/{checkpoint}" if checkpoint else None
     if init == "tclr":
