@@ -70,3 +70,17 @@ def test_max_ensemble_takes_the_elementwise_maximum_per_video():
     out = max_ensemble(scores, video, 3)
     assert torch.equal(out[:2], torch.tensor([[0.5, 0.9], [0.3, 0.4]]))
     assert torch.all(out[2] == -1e10)  # a video without views keeps the start value
+
+
+def test_mean_ap_equals_the_references_sklearn_computation():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.random((50, 8)), 1)  # rounded: ties
+    labels = (rng.random((50, 8)) < 0.25).astype(int)
+    labels[:, 3] = 0  # a class without positives
+    # PySlowFast get_map: drop all-zero columns, sklearn AP per class, mean
+    keep = ~np.all(labels == 0, axis=0)
+    expected = np.mean(
+        metrics.average_precision_score(labels[:, keep], scores[:, keep], average=None)
+    )
+    assert mean_ap(scores, labels) == pytest.approx(expected, abs=1e-12)
