@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from vidssl.config.schema import Config, MethodConfig
+from vidssl.config.schema import Config, MethodConfig, config_differences
 from vidssl.errors import CheckpointError, ConfigError, UserError
 from vidssl.methods.base import BaseMethod
 from vidssl.models.backbones import VideoBackbone
@@ -303,6 +303,10 @@ def _load_trained(module: DownstreamModule, cfg: Config, run_dir: Path) -> int:
     meta = checkpoint.get("vidssl", {})
     if meta.get("method") != cfg.method.name:
         raise CheckpointError(f"{path} is not a {cfg.method.name} run")
+    differences = config_differences(meta.get("config", {}), cfg.to_dict())
+    if differences:
+        log.warning("evaluating %s with settings that differ from training: %s", path,
+                    ", ".join(differences))  # fmt: skip
     module.load_state_dict(checkpoint["state_dict"])
     return int(checkpoint.get("global_step", 0))
 
@@ -375,9 +379,10 @@ def run_downstream(
     protocol["precise_bn_batches"] = used
     from vidssl.eval.results import make_record
 
+    test_videos, skipped = results.pop("videos"), results.pop("skipped", [])
     record = make_record(
         task.name,
-        dataset={"name": task.name, "root": cfg.data.root, "test_videos": results.pop("videos")},
+        dataset={"name": task.name, "root": cfg.data.root, "test_videos": test_videos},
         protocol=protocol,
         encoders={
             "rgb": {
@@ -388,7 +393,7 @@ def run_downstream(
             }
         },
         results=results,
-        skipped={"test": results.pop("skipped", [])},
+        skipped={"test": skipped},
         settings=cfg.to_dict(),
     )
     record[task.metric] = results[task.metric]
