@@ -98,6 +98,11 @@ _INDEX_CACHE: OrderedDict[tuple[str, int, int], _VideoIndex] = OrderedDict()
 _NO_KEYS = np.zeros(0, np.int64)
 
 
+def clear_caches() -> None:
+    """Forgets every cached frame index of this process (the next read of a video starts cold)."""
+    _INDEX_CACHE.clear()
+
+
 def _frame_rate(stream: av.VideoStream) -> float:
     return float(stream.average_rate or stream.guessed_rate or 0)
 
