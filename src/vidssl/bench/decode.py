@@ -104,18 +104,24 @@ def sequential_decode(path: Path) -> np.ndarray:
 
 
 def check_frames(
-    clip: np.ndarray, indices: np.ndarray, truth: np.ndarray
+    clip: np.ndarray, indices: np.ndarray, truth: np.ndarray, step: int = 4
 ) -> tuple[bool, bool, int]:
-    """(exact, right_frames, max_abs_diff) of ``clip`` against ``truth[indices]``."""
+    """(exact, right_frames, max_abs_diff) of ``clip`` against ``truth[indices]``.
+
+    ``right_frames`` compares each frame that is not exact with every true frame on a grid of
+    every ``step``-th pixel (mean absolute difference); the nearest must be the one asked for.
+    """
     expected = truth[indices]
     if clip.shape != expected.shape:
         return False, False, 255
-    diff = int(np.abs(clip.astype(np.int16) - expected).max())
+    diff = np.abs(clip.astype(np.int16) - expected).reshape(len(clip), -1).max(axis=1)
     right = True
-    for frame, index in zip(clip, indices, strict=True):
-        errors = np.abs(truth.astype(np.int16) - frame).mean(axis=(1, 2, 3))
-        right &= bool(errors[index] == errors.min())
-    return diff == 0, right, diff
+    if diff.any():
+        grid = truth[:, ::step, ::step].astype(np.int16)
+        for frame, index in zip(clip[diff > 0, ::step, ::step], indices[diff > 0], strict=True):
+            errors = np.abs(grid - frame).mean(axis=(1, 2, 3))
+            right &= bool(errors[index] == errors.min())
+    return not diff.any(), right, int(diff.max())
 
 
 def _pyav_from_start(path: Path, indices: np.ndarray) -> np.ndarray:
