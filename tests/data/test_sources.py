@@ -358,3 +358,24 @@ def test_unwanted_non_reference_frames_are_not_decoded(make_video, monkeypatch):
     expected = {pts for d, pts in enumerate(display_pts[:57]) if pts in reference or d % 8 == 0}
     assert sorted(frame.pts for frame in outputs) == sorted(expected)
     assert len(expected) < 57
+
+
+def test_seek_lands_on_the_keyframe_before_the_clip_with_b_frames(make_video, monkeypatch):
+    path = make_video("land.mp4", n_frames=70, gop=16, bframes=True, height=32, width=32)
+    with av.open(str(path)) as container:
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    display_pts = sorted(pts for pts, _ in packets)
+    assert (display_pts[32], True) in packets  # the keyframe shown as frame 32
+    fed = []
+    original = video_file._decode_packet
+
+    def recording(codec, packet):
+        fed.append(packet.pts)
+        return original(codec, packet)
+
+    monkeypatch.setattr(video_file, "_decode_packet", recording)
+    video_file.clear_caches()
+    indices = np.arange(40, 44)
+    np.testing.assert_array_equal(VideoFile(path).read(indices).numpy(), decode_all(path)[indices])
+    assert fed[0] == display_pts[32]  # not the keyframe a GOP earlier
+    assert len(fed) <= 44 - 32 + 4  # the span plus the decoder's reorder delay

@@ -65,7 +65,7 @@ class Settings:
 
     sizes: tuple[tuple[int, int], ...] = ((240, 320), (360, 640))
     n_frames: int = 250
-    reads: int = 6
+    reads: int = 4
     rounds: int = 2
     seed: int = 0
 

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE.json", help="write the JSON results")
     parser.add_argument("--table", type=Path, metavar="FILE.md", help="write the markdown table")
     parser.add_argument("--quick", action="store_true", help="one tiny size, one read (seconds)")
-    parser.add_argument("--reads", type=int, help="timed reads per clip kind and round (6)")
+    parser.add_argument("--reads", type=int, help="timed reads per clip kind and round (4)")
     parser.add_argument("--rounds", type=int, help="rounds of reads (2)")
     parser.add_argument("--videos", type=Path, nargs="+", help="time these files instead")
     parser.add_argument("--data-dir", type=Path, help="generate the inputs here (default: temp)")

@@ -359,14 +359,20 @@ class VideoFile:
                 continue  # decoding on to the next wanted frame is cheaper than seeking
             group, slot = wanted[group_start:end], key_slot[group_start]
             seek_ts = index.key_seek_ts[slot] if slot >= 0 else index.stamps[0]
-            args = (container, stream, index, group)
-            try:
-                self._decode_group(*args, seek_ts, clip, reformatter)
-            except _TimestampMismatchError:
-                if slot <= 0:
-                    raise
-                first_ts = index.key_seek_ts[0]  # the seek overshot: decode from the start
-                self._decode_group(*args, first_ts, clip, reformatter)
+            # a seek that overshoots (timestamps mismatch) retries from the keyframe before,
+            # then from the first frame; every attempt checks each decoded timestamp
+            tries = [seek_ts]
+            if slot >= 1:
+                tries.append(index.key_seek_ts[slot - 1])
+            if slot >= 2:
+                tries.append(index.key_seek_ts[0])
+            for attempt, ts in enumerate(tries):
+                try:
+                    self._decode_group(container, stream, index, group, ts, clip, reformatter)
+                    break
+                except _TimestampMismatchError:
+                    if attempt == len(tries) - 1:
+                        raise
             group_start = end
 
     def _decode_group(self, container, stream, index, group, seek_ts, clip, reformatter) -> None:
@@ -379,6 +385,7 @@ class VideoFile:
         container.seek(int(seek_ts), stream=stream, backward=True, any_frame=False)
         stamps, stamp_name, codec = index.stamps, index.stamp, stream.codec_context
         first_ts, last_ts = int(stamps[group[0]]), int(stamps[group[-1]])
+        group_set = set(group.tolist())
         wanted_ts = set(stamps[group].tolist()) if self.threads == 1 else None
         previous, skipping = None, False
         try:
@@ -404,7 +411,7 @@ class VideoFile:
                             f"decoded {stamp_name} {stamp} is not indexed"
                         )
                     previous = stamp
-                    if clip.wants(display):
+                    if display in group_set and clip.wants(display):
                         clip.put(display, self._to_array(frame, reformatter))
                     if stamp >= last_ts:
                         return

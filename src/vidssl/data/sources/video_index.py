@@ -94,9 +94,9 @@ def scan_packets(container: av.container.InputContainer, stream, path: object) -
     pts_array = np.array(pts, np.int64)
     display = np.empty(len(pts), np.int64)
     display[np.argsort(pts_array, kind="stable")] = np.arange(len(pts))
-    keys = sorted(
-        (display[j], p if d is None else min(p, d)) for j, (p, d, key) in enumerate(entries) if key
-    )
+    # seek to a keyframe by its own pts: seeking by its (smaller) dts made the MP4 demuxer land one
+    # keyframe early (a whole GOP decoded for nothing); the reader catches a seek that overshoots
+    keys = sorted((display[j], p) for j, (p, _, key) in enumerate(entries) if key)
     return VideoIndex(
         n_frames=len(pts),
         stamps=np.sort(pts_array),
