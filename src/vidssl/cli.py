@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "backbone": ("bench_backbone", "backbone forward+backward throughput and memory"),
         "train": ("bench_train", "one InfoNCE step: vidssl vs a bare PyTorch loop"),
         "flow": ("bench_flow", "optical-flow extraction throughput"),
+        "decode": ("bench_decode", "video clip read time and exactness: vidssl, decord, PyAV"),
         "retrieval": ("bench_retrieval", "chunked retrieval throughput and memory"),
     },
 }

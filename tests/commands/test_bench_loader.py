@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from vidssl.bench import loader_baselines as bl
+from vidssl.bench.decode import decord_available
 from vidssl.bench.loader_measure import VideoSpec, make_data, read_rss_mb
 from vidssl.cli import main
 from vidssl.data.sources import FrameFolder, LmdbVideo, VideoFile, lmdb_store
@@ -39,6 +40,16 @@ def test_whole_video_decode_equals_seek_decode(data):
     whole = bl.WholeVideoDecode(path)
     assert len(whole) == 20
     assert torch.equal(whole.read(INDICES), VideoFile(path).read(INDICES))
+
+
+def test_decord_source_reads_the_frames_of_an_mp4_without_b_frames(make_video):
+    pytest.importorskip("decord")  # optional baseline, not a dependency
+    path = make_video("plain.mp4", n_frames=20, gop=5)
+    source = bl.DecordVideo(path)
+    assert len(source) == 20
+    assert torch.equal(source.read(INDICES), VideoFile(path).read(INDICES))
+    with pytest.raises(IndexError):
+        source.read([20])
 
 
 def test_coclr_lmdb_reader_pixel_equal_to_lmdb_video(data):
@@ -112,6 +123,11 @@ def test_bench_loader_quick_report(tmp_path, capsys):
             assert r["seek_vs_whole_decode_only"] == pytest.approx(
                 r["ceiling"]["samples_per_s"] / whole
             )
+        with_decord = r["storage"] == "video" and decord_available()
+        assert ("ours_vs_decord" in r) == with_decord
+        if with_decord:
+            assert r["ours_vs_decord"] == pytest.approx(ours / r["decord"]["samples_per_s"])
+            assert r["decord_decode_only"]["samples"] == 4
     (rss,) = report["rss"]
     assert (rss["storage"], rss["workers"], rss["samples"]) == ("lmdb", 2, 16)
     assert len(rss["per_worker"]) == 2

@@ -89,7 +89,11 @@ def test_stream_with_open_gop_b_frames(tmp_path):
 
 
 class _CountingContainer:
-    """Wraps a PyAV container and counts the frames its decoder produces."""
+    """Wraps a PyAV container and counts the frames it hands to the decoder (packets with data).
+
+    Without B-frames and with one thread, the decoder returns each frame from its own packet, so
+    this is the number of frames decoded.
+    """
 
     def __init__(self, container, counter):
         self._container, self._counter = container, counter
@@ -97,10 +101,11 @@ class _CountingContainer:
     def __getattr__(self, name):
         return getattr(self._container, name)
 
-    def decode(self, *args, **kwargs):
-        for frame in self._container.decode(*args, **kwargs):
-            self._counter.append(frame)
-            yield frame
+    def demux(self, *args, **kwargs):
+        for packet in self._container.demux(*args, **kwargs):
+            if packet.size:
+                self._counter.append(packet)
+            yield packet
 
 
 def test_seek_decodes_only_the_needed_spans(make_video, monkeypatch):
@@ -111,9 +116,9 @@ def test_seek_decodes_only_the_needed_spans(make_video, monkeypatch):
     original_open = VideoFile._open
 
     @contextlib.contextmanager
-    def counting_open(self):
-        with original_open(self) as (container, stream):
-            yield _CountingContainer(container, decoded), stream
+    def counting_open(self, reuse=False):
+        with original_open(self, reuse) as (container, stream, reformatter):
+            yield _CountingContainer(container, decoded), stream, reformatter
 
     monkeypatch.setattr(VideoFile, "_open", counting_open)
     np.testing.assert_array_equal(video.read([200, 5]).numpy(), decode_all(path)[[200, 5]])
@@ -278,3 +283,99 @@ def test_index_cache_is_bounded(make_video, monkeypatch):
     for i in range(3):
         len(VideoFile(make_video(f"c{i}.mp4", n_frames=5)))
     assert len(video_file._INDEX_CACHE) == 2
+
+
+# ------------------------------------------------------------------------ decoding costs kept low
+
+
+def test_open_containers_are_reused_bounded_and_closed(make_video, monkeypatch):
+    monkeypatch.setattr(video_file, "OPEN_CONTAINERS", 2)
+    video_file.clear_caches()
+    paths = [make_video(f"open{i}.mp4", n_frames=20) for i in range(3)]
+    truths = [decode_all(path) for path in paths]
+    videos = [VideoFile(path) for path in paths]
+    np.testing.assert_array_equal(videos[0].read([3, 4]).numpy(), truths[0][[3, 4]])
+    (key,) = video_file._OPEN
+    kept = video_file._OPEN[key][0]
+    np.testing.assert_array_equal(videos[0].read([17, 2]).numpy(), truths[0][[17, 2]])
+    assert video_file._OPEN[key][0] is kept  # the same container served the second read
+    for video, truth in zip(videos[1:], truths[1:], strict=True):
+        np.testing.assert_array_equal(video.read([0, 19]).numpy(), truth[[0, 19]])
+    assert len(video_file._OPEN) == 2 and key not in video_file._OPEN  # least recent closed
+    with pytest.raises(AssertionError, match="not open"):  # PyAV's answer on a closed container
+        next(kept.demux(video=0))
+    video_file.close_open_containers()
+    assert not video_file._OPEN
+
+
+def test_forked_child_never_reuses_the_parents_containers(make_video):
+    import os
+
+    path = make_video("fork.mp4", n_frames=30)
+    truth = decode_all(path)
+    video = VideoFile(path)
+    video.read([5])
+    assert len(video_file._OPEN) >= 1
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report how many containers it inherited open, then read
+        try:
+            inherited = len(video_file._OPEN)
+            ok = np.array_equal(video.read([29, 6]).numpy(), truth[[29, 6]])
+            os.write(write_end, bytes([inherited, ok]))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 2)
+    os.waitpid(pid, 0)
+    assert answer == bytes([0, 1])
+    np.testing.assert_array_equal(video.read([7]).numpy(), truth[[7]])  # parent's still usable
+
+
+def test_unwanted_non_reference_frames_are_not_decoded(make_video, monkeypatch):
+    path = make_video("skip.mp4", n_frames=64, gop=64, bframes=True, height=32, width=32)
+    truth = decode_all(path)
+    with av.open(str(path)) as container:  # which frames no other frame refers to
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        reference = {frame.pts for frame in container.decode(stream)}
+    with av.open(str(path)) as container:
+        display_pts = sorted(packet.pts for packet in container.demux(video=0) if packet.size)
+    assert len(reference) < 64  # x264 made non-reference B-frames
+    outputs = []
+    original = video_file._decode_packet
+
+    def counting(codec, packet):
+        frames = original(codec, packet)
+        outputs.extend(frames)
+        return frames
+
+    monkeypatch.setattr(video_file, "_decode_packet", counting)
+    video_file.clear_caches()
+    indices = np.arange(0, 64, 8)  # a strided clip from one keyframe: 1 seek, one pass
+    np.testing.assert_array_equal(VideoFile(path).read(indices).numpy(), truth[indices])
+    # decoded: the reference frames up to the last wanted one, and the wanted ones; nothing else
+    expected = {pts for d, pts in enumerate(display_pts[:57]) if pts in reference or d % 8 == 0}
+    assert sorted(frame.pts for frame in outputs) == sorted(expected)
+    assert len(expected) < 57
+
+
+def test_seek_lands_on_the_keyframe_before_the_clip_with_b_frames(make_video, monkeypatch):
+    path = make_video("land.mp4", n_frames=70, gop=16, bframes=True, height=32, width=32)
+    with av.open(str(path)) as container:
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    display_pts = sorted(pts for pts, _ in packets)
+    assert (display_pts[32], True) in packets  # the keyframe shown as frame 32
+    fed = []
+    original = video_file._decode_packet
+
+    def recording(codec, packet):
+        fed.append(packet.pts)
+        return original(codec, packet)
+
+    monkeypatch.setattr(video_file, "_decode_packet", recording)
+    video_file.clear_caches()
+    indices = np.arange(40, 44)
+    np.testing.assert_array_equal(VideoFile(path).read(indices).numpy(), decode_all(path)[indices])
+    assert fed[0] == display_pts[32]  # not the keyframe a GOP earlier
+    assert len(fed) <= 44 - 32 + 4  # the span plus the decoder's reorder delay

@@ -10,7 +10,9 @@ side by side in one process over the same generated UCF101-like data, through th
   CoCLR-style reading (unpack the whole record, PIL-decode each sampled frame, per-frame PIL
   augmentation); for frame folders the same per-frame PIL path reading the files;
 - **ceiling**: our sources reading just the sampled frames, no augmentation (decode-only);
-- for videos also **whole decode only** (the baseline's decode, no augmentation).
+- for videos also **whole decode only** (the baseline's decode, no augmentation);
+- for videos, when decord is installed, **decord** (a ``decord.VideoReader`` per read, same
+  augmentation) and **decord decode only** (optional baselines; vidssl never needs decord).
 
 Timing: per loader, one untimed batch per worker (start-up), then ``--batches`` timed batches;
 ``--rounds`` rounds alternate the loader order, and rates pool all rounds. torch runs one thread
@@ -114,6 +116,9 @@ def _row(storage: str, workers: int, timings: dict[str, Any]) -> dict[str, Any]:
     }
     if "whole_decode_only" in timings:
         row["seek_vs_whole_decode_only"] = ceiling / timings["whole_decode_only"].rate
+    if "decord" in timings:
+        row["ours_vs_decord"] = ours / timings["decord"].rate
+        row["ceiling_vs_decord_decode_only"] = ceiling / timings["decord_decode_only"].rate
     return row
 
 
@@ -136,6 +141,12 @@ def _loaders(storage: str, workers: int, root: Path, media: Path, s: dict[str, A
         whole = bl.SwappedSourceTable(**fields, factory=bl.WholeVideoDecode)
         datasets["baseline"] = MultiViewDataset(whole, sampler, built.views)
         datasets["whole_decode_only"] = bl.DecodeOnlyDataset(whole, sampler)
+        from vidssl.bench.decode import decord_available
+
+        if decord_available():  # optional baseline: decord reader, same augmentation
+            decord = bl.SwappedSourceTable(**fields, factory=bl.DecordVideo)
+            datasets["decord"] = MultiViewDataset(decord, sampler, built.views)
+            datasets["decord_decode_only"] = bl.DecodeOnlyDataset(decord, sampler)
     else:
         datasets["baseline"] = bl.PilClipDataset(table, sampler, s["img_size"])
     datasets["ceiling"] = bl.DecodeOnlyDataset(table, sampler)
@@ -232,6 +243,12 @@ def markdown_table(report: dict[str, Any]) -> str:
                 f"{r['ceiling']['samples_per_s']:.2f}/s vs whole-video "
                 f"{r['whole_decode_only']['samples_per_s']:.2f}/s = "
                 f"{r['seek_vs_whole_decode_only']:.2f}×"
+            )
+        if "ours_vs_decord" in r:
+            lines.append(
+                f"video, {r['workers']} workers: ours {r['ours']['samples_per_s']:.2f}/s vs "
+                f"decord loader (same augmentation) {r['decord']['samples_per_s']:.2f}/s = "
+                f"{r['ours_vs_decord']:.2f}×; decode only {r['ceiling_vs_decord_decode_only']:.2f}×"
             )
     if report["rss"]:
         lines += ["", "| RSS run | samples | worker RSS start → end (MB) | growth MB | anon MB |",

@@ -8,6 +8,7 @@
   ``base``/``null`` transforms under its ``TransformController``); the same per-frame PIL path
   reads frame folders (``Image.open(path)`` per frame).
 - `DecodeOnlyDataset`: our sources reading just the sampled frames, no augmentation.
+- `DecordVideo`: a frame source over ``decord.VideoReader`` (only when decord is installed).
 
 All datasets draw their randomness like `vidssl.data.datasets.ClipDataset` (one seed from numpy's
 global generator per item), so under `vidssl.train.loader.ResumableLoader` every loader reads the
@@ -63,6 +64,33 @@ class WholeVideoDecode:
             frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
         order = check_frame_indices(indices, len(frames), self.path)
         return torch.from_numpy(np.stack(frames)[order])
+
+
+class DecordVideo:
+    """A frame source over ``decord.VideoReader`` (optional baseline; decord is no dependency).
+
+    A new reader (one thread) per read, as a shuffled dataset over many videos would use it.
+
+    Args:
+        path: the video file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+
+    def _reader(self) -> Any:
+        import decord
+
+        return decord.VideoReader(str(self.path), num_threads=1)
+
+    def __len__(self) -> int:
+        return len(self._reader())
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """The frames at ``indices`` as decord returns them (``T×H×W×3`` uint8)."""
+        reader = self._reader()
+        order = check_frame_indices(indices, len(reader), self.path)
+        return torch.from_numpy(reader.get_batch(order.tolist()).asnumpy())
 
 
 @dataclass(frozen=True, eq=False)

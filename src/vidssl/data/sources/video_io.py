@@ -29,12 +29,12 @@ def write_video(
     The file appears atomically (written to memory, then renamed into place).
 
     Args:
-        path: output path; ``.avi``, ``.mp4`` and ``.mkv`` are typical.
+        path: output path; ``.avi``, ``.mp4``, ``.mkv`` and ``.webm`` are typical.
         frames: an array ``T×H×W×3`` or an iterable of ``H×W×3`` arrays (H and W even for x264).
         fps: constant frame rate.
-        codec: ``libx264`` (H.264) or ``mpeg4``.
+        codec: ``libx264`` (H.264), ``mpeg4`` or ``libvpx-vp9`` (VP9, for ``.webm``).
         gop: keyframe interval in frames.
-        crf: x264 constant rate factor (lower = better quality); ignored for ``mpeg4``.
+        crf: x264 / VP9 constant rate factor (lower = better quality); ignored for ``mpeg4``.
         bframes: allow B-frames (off by default, so decode order equals display order).
         threads: encoder threads; pass 1 for byte-identical files on machines with any core count
             (x264 then also runs without its frame-type/macroblock-tree lookahead: with it, the
@@ -48,7 +48,10 @@ def write_video(
     import io
 
     buffer = io.BytesIO()
-    container_format = {".avi": "avi", ".mp4": "mp4", ".mkv": "matroska"}.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    container_format = {".avi": "avi", ".mp4": "mp4", ".mkv": "matroska", ".webm": "webm"}.get(
+        suffix
+    )
     count = 0
     with av.open(buffer, mode="w", format=container_format) as container:
         stream = container.add_stream(codec, rate=Fraction(fps, 1))
@@ -71,6 +74,8 @@ def write_video(
             if threads == 1:
                 options["x264-params"] = "rc-lookahead=0:mbtree=0"
             stream.options = options
+        elif codec == "libvpx-vp9":
+            stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": str(crf), "b": "0"}
         else:
             stream.codec_context.bit_rate = 2_000_000
             stream.codec_context.qmax = 8
