@@ -20,11 +20,12 @@ from vidssl.errors import UserError
 # command name -> (module under vidssl.commands, one-line help). Groups map to nested tables.
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "data": {
-        "synth": ("data_synth", "write a synthetic motion-defined action dataset (UCF101 layout)"),
+        "synth": ("data_synth", "write a synthetic action dataset (UCF101 or Charades layout)"),
         "frames": ("data_frames", "decode videos into JPEG frame folders"),
         "flow": ("data_flow", "extract TV-L1 / Farneback optical flow as CoCLR-style JPEGs"),
         "lmdb": ("data_lmdb", "pack frame folders into a CoCLR-compatible LMDB"),
         "check": ("data_check", "list unreadable, empty or too-short videos (exit 1 if any)"),
+        "charades": ("data_charades", "Charades videos -> 24 fps JPEG frames + frame lists"),
     },
     "pretrain": ("pretrain", "self-supervised pre-training from a preset or YAML config"),
     "eval": {

@@ -1,8 +1,15 @@
-"""``vidssl data synth``: write a synthetic motion-defined action dataset in the UCF101 layout."""
+"""``vidssl data synth``: write a synthetic motion-defined action dataset in an official layout.
+
+``--task`` picks the layout through `TASKS` (task → writer): ``ucf101`` (UCF101 folders and split
+files, the default) or ``charades`` (videos, ``Charades_v1_{train,test}.csv`` and the SlowFast
+frame lists).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
 from vidssl.data.synthetic.motion import MOTION_CLASSES
 
@@ -16,11 +23,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset root to write")
     parser.add_argument(
+        "--task",
+        choices=sorted(TASKS),
+        default="ucf101",
+        help="layout to write (default ucf101); charades: Charades_v1_480/<id>.mp4, "
+        "Charades_v1_{train,test}.csv, frame_lists/{train,val}.csv",
+    )
+    parser.add_argument(
         "--classes",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
-        help=f"number of motion classes, 1-{len(MOTION_CLASSES)} (default 10)",
+        help=f"number of motion classes, 1-{len(MOTION_CLASSES)} (default 10; charades 6)",
+    )
+    parser.add_argument(
+        "--train-videos", type=int, default=24, metavar="N", help="charades: training videos (24)"
+    )
+    parser.add_argument(
+        "--test-videos", type=int, default=12, metavar="N", help="charades: test videos (12)"
     )
     parser.add_argument(
         "--videos-per-class",
@@ -32,16 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames",
         type=int,
-        default=64,
+        default=None,
         metavar="T",
-        help="mean clip length; lengths are uniform in [0.625T, 1.375T] (default 64: 40-88)",
+        help="mean clip length; lengths are uniform in [0.625T, 1.375T] (default 64: 40-88); "
+        "charades: [0.75T, 1.25T] at 24 fps (default 72)",
     )
     parser.add_argument(
         "--size",
         type=int,
-        default=64,
+        default=None,
         metavar="S",
-        help="frame height, even, 32-1080; width is 4/3 of it (default 64: 86x64)",
+        help="frame height, even, 32-1080; width is 4/3 of it (default 64: 86x64; charades 48)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
     parser.add_argument(
@@ -60,16 +81,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Writes the dataset and prints a one-line summary; returns 0."""
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _ucf101(args: argparse.Namespace) -> int:
     from vidssl.data.synthetic import make_synthetic_dataset
 
     summary = make_synthetic_dataset(
         args.out,
-        classes=args.classes,
+        classes=_or(args.classes, 10),
         videos_per_class=args.videos_per_class,
-        frames=args.frames,
-        size=args.size,
+        frames=_or(args.frames, 64),
+        size=_or(args.size, 64),
         seed=args.seed,
         corrupt=args.corrupt,
         workers=args.workers,
@@ -84,3 +108,34 @@ def run(args: argparse.Namespace) -> int:
         f"{len(summary['corrupt'])} corrupt, {summary['seconds']:.1f} s"
     )
     return 0
+
+
+def _charades(args: argparse.Namespace) -> int:
+    from vidssl.data.synthetic.charades import CharadesSynthParams, make_synthetic_charades
+    from vidssl.downstream.charades.catalog import read_official_csv, write_frame_list
+
+    params = CharadesSynthParams(
+        classes=_or(args.classes, 6), train_videos=args.train_videos, test_videos=args.test_videos,
+        frames=_or(args.frames, 72), size=_or(args.size, 48), seed=args.seed,
+    )  # fmt: skip
+    summary = make_synthetic_charades(args.out, params, workers=args.workers)
+    root = Path(args.out)
+    for csv_name, list_name in (("train", "train"), ("test", "val")):
+        videos = read_official_csv(root / f"Charades_v1_{csv_name}.csv")
+        write_frame_list(root / "frame_lists" / f"{list_name}.csv", videos)
+    print(
+        f"{summary['root']}: {summary['videos']} videos ({params.train_videos} train / "
+        f"{params.test_videos} test) of {params.classes} action classes at 24 fps "
+        f"({params.width}x{params.size}; {summary['written']} written, {summary['reused']} "
+        f"reused), {summary['seconds']:.1f} s"
+    )
+    return 0
+
+
+#: ``--task`` → writer. AVA is not implemented yet (absent from the choices).
+TASKS: dict[str, Callable[[argparse.Namespace], int]] = {"ucf101": _ucf101, "charades": _charades}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Writes the dataset of ``--task`` and prints a one-line summary; returns 0."""
+    return TASKS[args.task](args)

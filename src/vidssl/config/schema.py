@@ -53,6 +53,7 @@ PRESET_DIR = Path(__file__).with_name("presets")
 RESUMABLE_KEYS = frozenset(
     {
         "trainer.resume",
+        "trainer.logger",
         "trainer.epochs",
         "trainer.max_steps",
         "trainer.accelerator",
@@ -203,7 +204,9 @@ class TrainerConfig:
 
     ``precision="auto"`` is bf16-mixed on a CUDA device that supports it, else 32. ``num_nodes=0``
     takes the node count from SLURM / torchrun. ``resume`` is ``auto`` (continue from
-    ``run_dir/checkpoints/last.ckpt`` if present), ``none``, or a checkpoint path.
+    ``run_dir/checkpoints/last.ckpt`` if present), ``none``, or a checkpoint path. ``logger``:
+    ``csv`` writes ``metrics.csv`` (+ TensorBoard when installed); ``wandb`` also logs to Weights
+    & Biases (extra ``vidssl[wandb]``; project from ``$WANDB_PROJECT``, default ``vidssl``).
     """
 
     epochs: int = 100
@@ -225,6 +228,7 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     progress_bar_refresh: int = 10
     run_dir: str = "runs/default"
+    logger: Literal["csv", "wandb"] = "csv"
 
 
 @dataclass

@@ -5,7 +5,8 @@
 code changes. Checkpoints go to ``run_dir/checkpoints`` (``last.ckpt`` every
 ``checkpoint_every_n_steps`` steps and every epoch, ``epoch_NNNN.ckpt`` every
 ``checkpoint_every_n_epochs`` epochs), metrics to ``run_dir/metrics.csv`` (and TensorBoard when
-installed), the resolved config and environment to ``config.yaml`` / ``env.json``.
+installed; Weights & Biases with ``trainer.logger=wandb``), the resolved config and environment
+to ``config.yaml`` / ``env.json``.
 
 Exact resume. A run resumed from any of its checkpoints, including one taken mid-epoch, ends with
 the same weights as an uninterrupted run (bit for bit on CPU; on GPU up to non-deterministic
@@ -223,6 +224,18 @@ class CsvMetricsLogger(Logger):
         self.save()
 
 
+def _wandb_logger(run_dir: Path) -> Logger:
+    """Weights & Biases logger (``trainer.logger=wandb``); needs the optional ``wandb`` package."""
+    if importlib.util.find_spec("wandb") is None:
+        raise ConfigError(
+            "trainer.logger=wandb needs the wandb package: pip install 'vidssl[wandb]'"
+        )
+    from lightning.pytorch.loggers import WandbLogger
+
+    project = os.environ.get("WANDB_PROJECT", "vidssl")
+    return WandbLogger(project=project, name=run_dir.name, save_dir=str(run_dir))
+
+
 def _launch_layout(devices: str, num_nodes: int) -> tuple[int | str, int]:
     """Devices per node and node count: config values first, then torchrun / SLURM variables."""
     env = os.environ
@@ -266,6 +279,8 @@ def build_trainer(
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    if t.logger == "wandb":
+        loggers.append(_wandb_logger(run_dir))
     checkpoints = PeriodicCheckpoint(
         run_dir / "checkpoints", t.checkpoint_every_n_steps, t.checkpoint_every_n_epochs
     )
