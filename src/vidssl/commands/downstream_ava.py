@@ -35,11 +35,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs the task and prints the mAP line; returns 0."""
     from vidssl.downstream.ava.task import AvaTask, load_ava_config
 
-    overrides = init_overrides(args)
-    if args.preset == "tiny" or args.init == "vidssl":
-        overrides.insert(0, f"method.init={args.init}")
     preset = "tiny" if args.preset == "tiny" else args.init.replace("vidssl", "scratch")
-    cfg = load_ava_config(preset, overrides)
+    cfg = load_ava_config(preset, init_overrides(args), init=args.init)
     record = run_task(AvaTask(), cfg, args)
     if record is not None:
         results = record["results"]

@@ -86,15 +86,25 @@ class AvaConfig(DownstreamConfig):
     exclusions: str | None = "ava_val_excluded_timestamps_v2.2.csv"
 
 
-def load_ava_config(preset: str, overrides: Sequence[str] = ()) -> Config:
+def load_ava_config(
+    preset: str, overrides: Sequence[str] = (), init: str | None = None
+) -> Config:
     """Preset ``downstream/ava/<preset>`` (an init name or ``tiny``) with ``key=value`` overrides.
+
+    ``init`` sets ``method.init`` (and TCLR's backbone, ``r2plus1d_18_tclr``) before the
+    overrides, for presets that take any init (``tiny``; ``scratch`` for ``vidssl`` encoders).
 
     Raises:
         ConfigError: An unknown preset or key, or a bad value.
     """
     from vidssl.methods.registry import load_config
 
-    return load_config(f"downstream/ava/{preset}", overrides)
+    first = []
+    if init is not None:
+        first.append(f"method.init={init}")
+        if init.lower() == "tclr":
+            first.append("model.backbone=r2plus1d_18_tclr")
+    return load_config(f"downstream/ava/{preset}", [*first, *overrides])
 
 
 def clip_spec(cfg: Config) -> AvaClipSpec:
