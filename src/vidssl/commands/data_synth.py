@@ -1,8 +1,8 @@
 """``vidssl data synth``: write a synthetic motion-defined action dataset in an official layout.
 
 ``--task`` picks the layout through `TASKS` (task → writer): ``ucf101`` (UCF101 folders and split
-files, the default) or ``charades`` (videos, ``Charades_v1_{train,test}.csv`` and the SlowFast
-frame lists).
+files, the default), ``charades`` (videos, ``Charades_v1_{train,test}.csv`` and the SlowFast
+frame lists) or ``ava`` (AVA v2.2 frames, box CSVs, label map, exclusions and frame lists).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(TASKS),
         default="ucf101",
         help="layout to write (default ucf101); charades: Charades_v1_480/<id>.mp4, "
-        "Charades_v1_{train,test}.csv, frame_lists/{train,val}.csv",
+        "Charades_v1_{train,test}.csv, frame_lists/{train,val}.csv; ava: frames/<vid>/*.jpg, "
+        "annotations/ (AVA v2.2 CSVs, label map, exclusions, frame lists)",
     )
     parser.add_argument(
         "--classes",
@@ -37,11 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"number of motion classes, 1-{len(MOTION_CLASSES)} (default 10; charades 6)",
     )
     parser.add_argument(
-        "--train-videos", type=int, default=24, metavar="N", help="charades: training videos (24)"
-    )
+        "--train-videos", type=int, default=None, metavar="N",
+        help="charades/ava: training videos (charades 24, ava 4)",
+    )  # fmt: skip
     parser.add_argument(
-        "--test-videos", type=int, default=12, metavar="N", help="charades: test videos (12)"
-    )
+        "--test-videos", type=int, default=None, metavar="N",
+        help="charades/ava: test (ava: val) videos (charades 12, ava 2)",
+    )  # fmt: skip
     parser.add_argument(
         "--videos-per-class",
         type=int,
@@ -62,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="S",
-        help="frame height, even, 32-1080; width is 4/3 of it (default 64: 86x64; charades 48)",
+        help="frame height, even, 32-1080; width is 4/3 of it (default 64: 86x64; charades 48; "
+        "ava 96)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
     parser.add_argument(
@@ -115,7 +119,8 @@ def _charades(args: argparse.Namespace) -> int:
     from vidssl.downstream.charades.catalog import read_official_csv, write_frame_list
 
     params = CharadesSynthParams(
-        classes=_or(args.classes, 6), train_videos=args.train_videos, test_videos=args.test_videos,
+        classes=_or(args.classes, 6), train_videos=_or(args.train_videos, 24),
+        test_videos=_or(args.test_videos, 12),
         frames=_or(args.frames, 72), size=_or(args.size, 48), seed=args.seed,
     )  # fmt: skip
     summary = make_synthetic_charades(args.out, params, workers=args.workers)
@@ -132,8 +137,27 @@ def _charades(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``--task`` → writer. AVA is not implemented yet (absent from the choices).
-TASKS: dict[str, Callable[[argparse.Namespace], int]] = {"ucf101": _ucf101, "charades": _charades}
+def _ava(args: argparse.Namespace) -> int:
+    from vidssl.data.synthetic.ava import make_synthetic_ava
+
+    height = _or(args.size, 96)
+    summary = make_synthetic_ava(
+        args.out, train_videos=_or(args.train_videos, 4), val_videos=_or(args.test_videos, 2),
+        size=(height, height * 4 // 3), seed=args.seed,
+    )  # fmt: skip
+    print(
+        f"{summary.root}: AVA layout, {len(summary.videos['train'])} train / "
+        f"{len(summary.videos['val'])} val videos ({height * 4 // 3}x{height}, "
+        f"{summary.keyframes_per_video} keyframes each), GT rows "
+        + ", ".join(f"{split} {n}" for split, n in summary.gt_rows.items())
+    )
+    return 0
+
+
+#: ``--task`` → writer.
+TASKS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ucf101": _ucf101, "charades": _charades, "ava": _ava,
+}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

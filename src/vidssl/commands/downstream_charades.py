@@ -10,12 +10,8 @@ views per test video with a max-ensemble and writes ``results.json`` / ``results
 from __future__ import annotations
 
 import argparse
-import os
 
-INIT_CHOICES = (
-    "scratch", "supervised", "selavi", "moco", "video_moco", "pretext_contrast", "rspnet",
-    "avid_cma", "ctp", "tclr", "gdt", "vidssl",
-)  # fmt: skip
+from vidssl.commands.downstream_common import add_common_arguments, init_overrides, run_task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,58 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "init_report.json, checkpoints/, metrics.csv, config.yaml, results.json, results.md, "
         "per_class_ap.csv. Re-running the same command resumes an interrupted run."
     )
-    parser.add_argument(
-        "--init", required=True, choices=INIT_CHOICES,
-        help="initialisation: a SEVERE method, or vidssl (an encoder exported by vidssl pretrain)",
+    add_common_arguments(
+        parser, ("reference", "seed1", "seed2", "seed3", "tiny"),
+        "reference = SEVERE's config for --init (seed 0); seedK its seed files; tiny = CPU",
     )  # fmt: skip
-    parser.add_argument(
-        "--checkpoint", metavar="CKPT", help="the init's checkpoint (vidssl: the encoder directory)"
-    )
-    parser.add_argument(
-        "--preset",
-        default="reference",
-        choices=("reference", "seed1", "seed2", "seed3", "tiny"),
-        help="reference = SEVERE's config for --init (seed 0); seedK its seed files; tiny = CPU",
-    )
-    parser.add_argument(
-        "--trust-checkpoint", action="store_true", help="allow arbitrary unpickling of CKPT"
-    )
-    parser.add_argument(
-        "--evaluate-only", action="store_true", help="evaluate the finished run in run_dir"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="config overrides (data.root=DIR)"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs the task and prints the mAP line; returns 0."""
-    import yaml
-
     from vidssl.downstream.charades.presets import load_charades_config
     from vidssl.downstream.charades.task import CharadesTask
-    from vidssl.downstream.trainer import run_downstream
 
     name = "charades/tiny" if args.preset == "tiny" else f"charades/{args.init}"
     if args.preset.startswith("seed"):
         name += f"_{args.preset}"
-    overrides = list(args.overrides)
-    if args.checkpoint is not None:
-        overrides.append(f"method.checkpoint={args.checkpoint}")
-    elif args.init == "scratch" or args.preset == "tiny":
-        overrides.append("method.checkpoint=null")
-    if args.trust_checkpoint:
-        overrides.append("method.trust_checkpoint=true")
-    cfg = load_charades_config(name, overrides, init=args.init)
-    if args.dry_run:
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None), end="")
-        return 0
-    record = run_downstream(CharadesTask(), cfg, evaluate_only=args.evaluate_only)
+    cfg = load_charades_config(name, init_overrides(args), init=args.init)
+    record = run_task(CharadesTask(), cfg, args)
     if record is None:
-        if int(os.environ.get("RANK", "0")) != 0:
-            return 0  # DDP: rank 0 evaluates and reports
-        print(f"charades: training not finished in {cfg.trainer.run_dir}; run again to resume")
         return 0
     print(
         f"charades ({cfg.method.init}): mAP {100 * record['mAP']:.2f} over "

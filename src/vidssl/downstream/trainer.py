@@ -198,9 +198,13 @@ class DownstreamModule(BaseMethod):
         backbone, report = load_initialisation(cfg)
         self.backbone = backbone.train()
         self.load_report = report
-        m: DownstreamConfig = cfg.method  # type: ignore[assignment]
+        self.build_head(backbone.feature_dim)
+
+    def build_head(self, feature_dim: int) -> None:
+        """Adds the task head on ``feature_dim`` backbone features (default: dropout + linear)."""
+        m: DownstreamConfig = self.cfg.method  # type: ignore[assignment]
         self.dropout = nn.Dropout(m.dropout)
-        self.classifier = nn.Linear(backbone.feature_dim, m.num_classes)
+        self.classifier = nn.Linear(feature_dim, m.num_classes)
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
@@ -272,6 +276,13 @@ class DownstreamTask:
         """Runs the test protocol; returns ``(results, protocol)`` (files may go to out_dir)."""
         raise NotImplementedError
 
+    def train_loader(self, train_data: Dataset, cfg: Config) -> Dataset | DataLoader:
+        """What `fit` trains on: the dataset itself (default) or a resumable loader.
+
+        Override to batch differently, e.g. ``build_train_loader(data, cfg, collate_fn)``.
+        """
+        return train_data
+
 
 def _device(cfg: Config) -> torch.device:
     use_gpu = cfg.trainer.accelerator != "cpu" and torch.cuda.is_available()
@@ -279,19 +290,24 @@ def _device(cfg: Config) -> torch.device:
 
 
 def view_batches(
-    dataset: Dataset, cfg: Config, *, batch_size: int, shuffle_seed: int | None = None
+    dataset: Dataset,
+    cfg: Config,
+    *,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    collate_fn: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """Collated batches of ``dataset`` with items seeded by position (worker-count independent).
 
     ``shuffle_seed`` visits the items in a seeded random order (`vidssl.train.loader.SeededItems`
-    then seeds each item by its position in that order).
+    then seeds each item by its position in that order); ``collate_fn`` replaces the default.
     """
     if shuffle_seed is not None:
         size = len(dataset)  # type: ignore[arg-type]
         dataset = Subset(dataset, np.random.default_rng([shuffle_seed, 7]).permutation(size))
     yield from DataLoader(
         SeededItems(dataset, cfg.trainer.seed), batch_size=batch_size, shuffle=False,
-        num_workers=cfg.data.workers, pin_memory=torch.cuda.is_available(),
+        num_workers=cfg.data.workers, pin_memory=torch.cuda.is_available(), collate_fn=collate_fn,
     )  # fmt: skip
 
 
@@ -353,7 +369,7 @@ def run_downstream(
     if evaluate_only:
         step = _load_trained(module, cfg, run_dir)
     else:
-        trainer = fit(module, train_data, cfg, run_dir)
+        trainer = fit(module, task.train_loader(train_data, cfg), cfg, run_dir)
         step = trainer.global_step
         planned = cfg.trainer.epochs * (module.steps_per_epoch or 0)
         if step < planned:
