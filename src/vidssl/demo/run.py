@@ -377,9 +377,7 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
     progress.stage("report", "writing plots and summary.json")
     plots = write_plots(out, evaluation, runs, chance=1.0 / s.classes)
     progress.end()
-    summary = write_summary(
-        out, evaluation["results"], s, progress, plots, diagnostic_means(runs)
-    )
+    summary = write_summary(out, evaluation["results"], s, progress, plots, diagnostic_means(runs))
     write_report(out, summary)
     print_table(summary)
     print(f"[demo {progress.total():6.1f} s] done: {out / 'summary.json'}", flush=True)

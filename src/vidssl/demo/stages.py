@@ -55,9 +55,7 @@ def check_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
     """The methods in run order, ``infonce`` added; `UserError` naming an unknown one."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise UserError(
-            f"--methods {','.join(unknown)}: expected some of {', '.join(METHODS)}"
-        )
+        raise UserError(f"--methods {','.join(unknown)}: expected some of {', '.join(METHODS)}")
     return tuple(m for m in METHODS if m in methods or m == "infonce")
 
 
