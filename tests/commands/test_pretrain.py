@@ -62,6 +62,7 @@ def test_pretrain_exports_the_trained_encoder_and_resumes(synth, tmp_path, capsy
     assert (info["modality"], info["input_size"]) == ("rgb", [8, 32, 32])
     assert info["source"]["global_step"] == 3 and info["source"]["method"] == method
     assert info["normalization"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert info["extra"]["augmentation"] == "coclr"  # the trained stream's policy (tiny presets)
 
     # resume=auto (the default) continues the same run for another epoch
     assert cli.main(_args(preset, synth, run_dir, "trainer.epochs=2")) == 0

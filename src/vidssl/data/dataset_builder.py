@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vidssl.data.catalogs import table as catalogs
 from vidssl.data.datasets import MultiViewDataset, ViewPolicy
@@ -21,10 +21,51 @@ AUGMENTATIONS = ("coclr", "base", "null")
 
 __all__ = [
     "AUGMENTATIONS",
+    "augmentation_keys",
     "build_pretrain_dataset",
     "build_view_policy",
     "flow_photometric",
+    "stream_augmentation",
+    "trained_augmentation",
 ]
+
+
+def stream_augmentation(
+    stream: str,
+    *,
+    augmentation: str,
+    flow_augmentation: str = "",
+    flow_media: str | None = None,
+) -> str:
+    """The view policy a stream's clips get in a run (``stream``: ``rgb`` or ``flow``).
+
+    In two-stream data (``flow_media``) the flow views get ``flow_augmentation`` (empty: the
+    same as ``augmentation``); everything else gets ``augmentation``.
+    """
+    if stream == "flow" and flow_media:
+        return flow_augmentation or augmentation
+    return augmentation
+
+
+def augmentation_keys(data: Any) -> dict[str, Any]:
+    """The keys `trained_augmentation` reads, from a `DataConfig` or a saved ``data`` section."""
+    get = data.get if isinstance(data, dict) else lambda key, default: getattr(data, key, default)
+    return {
+        "augmentation": get("augmentation", "coclr"),
+        "flow_augmentation": get("flow_augmentation", "") or "",
+        "modality": get("modality", "rgb"),
+        "flow_media": get("flow_media", None),
+    }
+
+
+def trained_augmentation(
+    *, augmentation: str, flow_augmentation: str = "", modality: str = "rgb", flow_media=None
+) -> str:
+    """The view policy of the stream a run trains (a reverse two-stream stage trains flow)."""
+    return stream_augmentation(
+        modality, augmentation=augmentation, flow_augmentation=flow_augmentation,
+        flow_media=flow_media,
+    )  # fmt: skip
 
 
 def flow_photometric(augmentation: str, flow_augmentation: str) -> bool:

@@ -34,6 +34,7 @@ import torch
 
 from vidssl.config.schema import Config
 from vidssl.errors import ConfigError
+from vidssl.methods.frozen_stream import check_frozen_augmentation
 from vidssl.methods.losses import contrastive_logits, multi_positive_nce, topk_hit_rate
 from vidssl.methods.mining import (
     cascade_pool_sizes,
@@ -150,6 +151,9 @@ class CoCLR(MomentumContrastMethod):
         load_projection_encoder(paths[0], self.encoder_q, trust=trust)
         self.encoder_k.load_state_dict(self.encoder_q.state_dict())
         load_projection_encoder(paths[1], self.sampler, trust=trust)
+        # the sampler ranks flow clips when RGB is trained, RGB clips when flow is (reverse)
+        frozen = "rgb" if self.cfg.method.reverse else "flow"
+        check_frozen_augmentation(paths[1], self.cfg.data, frozen)
 
     def train(self, mode: bool = True) -> CoCLR:
         """Sets train/eval mode; the frozen ``sampler`` always stays in eval mode."""

@@ -42,6 +42,7 @@ from torch import nn
 from vidssl.config.schema import Config, MethodConfig
 from vidssl.errors import ConfigError
 from vidssl.methods.base import BaseMethod
+from vidssl.methods.frozen_stream import check_frozen_augmentation
 from vidssl.methods.moco import batch_shuffle, batch_unshuffle, concat_all_gather, rank_and_world
 from vidssl.methods.prototypes import code_agreement, sinkhorn, swapped_prediction_loss
 from vidssl.methods.registry import register_method
@@ -211,6 +212,8 @@ class ViCC(BaseMethod):
                 self.load_prototypes(paths[0])
         if len(paths) > 1 and self.second is not None:
             load_projection_encoder(paths[1], self.second, trust=trust)
+            frozen = "rgb" if self.cfg.method.reverse else "flow"
+            check_frozen_augmentation(paths[1], self.cfg.data, frozen)
 
     def load_prototypes(self, path: str) -> bool:
         """Copies ``prototypes.weight`` of a checkpoint when it has one of the right shape."""

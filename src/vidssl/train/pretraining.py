@@ -98,6 +98,7 @@ def run_pretraining(cfg: Config, source: str = "") -> PretrainResult:
         UserError: Bad data paths or settings (one line).
     """
     quiet_lightning_warnings()
+    from vidssl.data.dataset_builder import augmentation_keys, trained_augmentation
     from vidssl.methods.registry import build_method, method_class
     from vidssl.models.checkpoints.export import export_encoder
     from vidssl.train.engine import fit
@@ -128,6 +129,7 @@ def run_pretraining(cfg: Config, source: str = "") -> PretrainResult:
                 "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
                 "global_step": int(trainer.global_step),
             },
+            extra={"augmentation": trained_augmentation(**augmentation_keys(d))},
         )
     return PretrainResult(
         run_dir=run_dir,
