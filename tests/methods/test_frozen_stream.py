@@ -36,6 +36,10 @@ def test_recorded_policy_of_runs_checkpoints_and_exports(tmp_path):
     (export / "encoder.safetensors").write_bytes(b"")
     assert recorded_augmentation(export) == "coclr"
     assert recorded_augmentation(export / "encoder.safetensors") == "coclr"
+    unfinished = tmp_path / "unfinished"  # a run directory without a checkpoint yet
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text(yaml.safe_dump({"data": {"augmentation": "base"}}))
+    assert recorded_augmentation(unfinished) == "base"
     foreign = tmp_path / "coclr.pth.tar"
     foreign.write_bytes(b"")
     assert recorded_augmentation(foreign) is None

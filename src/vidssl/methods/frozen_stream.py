@@ -35,7 +35,8 @@ def recorded_augmentation(path: str | Path) -> str | None:
     info = path / "encoder.json" if path.is_dir() else path.with_name("encoder.json")
     if info.is_file() and (path.is_dir() or path.name.startswith("encoder.")):
         return (json.loads(info.read_text()).get("extra") or {}).get("augmentation")
-    for run_dir in (path.parent, path.parent.parent):
+    candidates = (path, path.parent) if path.is_dir() else (path.parent, path.parent.parent)
+    for run_dir in candidates:
         config = run_dir / "config.yaml"
         if config.is_file():
             data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
