@@ -32,6 +32,7 @@ from typing import Any
 import av
 import numpy as np
 
+from vidssl.bench.common import environment
 from vidssl.bench.flow import moving_texture
 
 # (name, codec, file suffix, keyframe interval, B-frames): the kinds of files users train from
@@ -243,10 +244,9 @@ def run_benchmark(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "what": "ms per clip read (median), 1 decoding thread, readers interleaved per clip",
         "machine": {
-            "platform": platform.platform(),
+            **environment(**versions),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            **versions,
         },
         "settings": {
             "sizes": [list(size) for size in settings.sizes],

@@ -43,7 +43,7 @@ from vidssl.data.transforms.compose import Compose
 from vidssl.data.transforms.presets import ViewSet
 from vidssl.errors import CorruptVideoError, DataError
 
-__all__ = ["ClassificationDataset", "ClipDataset", "MultiViewDataset", "ViewPolicy"]
+__all__ = ["ClassificationDataset", "ClipDataset", "MultiViewDataset", "ViewPolicy", "read_clips"]
 
 
 class ViewPolicy(Protocol):
@@ -59,7 +59,7 @@ class ViewPolicy(Protocol):
         ...
 
 
-def _read_clips(source: Any, clips: list[ClipInfo]) -> list[torch.Tensor]:
+def read_clips(source: Any, clips: list[ClipInfo]) -> list[torch.Tensor]:
     """Reads all clips of one video in one call (one decode of the span), split per clip."""
     frames = source.read(np.concatenate([clip.indices for clip in clips]))
     return list(torch.split(frames, [len(clip.indices) for clip in clips]))
@@ -151,12 +151,12 @@ class ClipDataset(Dataset):
         n_rgb = n_rgb if n_rgb >= 0 else len(source)
         if self.flow_table is None:
             clips = self.sampler(n_rgb, rng)
-            return clips, _read_clips(source, clips), None
+            return clips, read_clips(source, clips), None
         flow_source = self.flow_table.source(video, **self.source_kwargs)
         n_flow = int(self.flow_table.n_frames[video])
         n_flow = n_flow if n_flow >= 0 else len(flow_source)
         clips = sample_two_stream(self.sampler, n_rgb, n_flow, rng)
-        rgb, flow = _read_clips(source, clips), _read_clips(flow_source, clips)
+        rgb, flow = read_clips(source, clips), read_clips(flow_source, clips)
         if rgb[0].shape[1:3] != flow[0].shape[1:3]:
             raise CorruptVideoError(
                 f"{self.table.paths[video]}: RGB frames {tuple(rgb[0].shape[1:3])} and flow "

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from vidssl.data.catalogs import VideoTable
-from vidssl.data.datasets import ClipDataset, _read_clips
+from vidssl.data.datasets import ClipDataset, read_clips
 from vidssl.data.sampling import VcpTuples
 from vidssl.data.transforms.compose import Compose
 from vidssl.errors import CorruptVideoError, DataError
@@ -114,7 +114,7 @@ class VcpTupleDataset(ClipDataset):
         first = int(rng.integers(4))
         swap = [first, (first + int(rng.integers(1, 4))) % 4]
         read = clips if label == REMOTE_CLASS else clips[:tuple_len]
-        frames = _read_clips(source, read)
+        frames = read_clips(source, read)
         views = [self.transform(clip, rng) for clip in frames]
         middle = tuple_len // 2
         if label != REMOTE_CLASS:

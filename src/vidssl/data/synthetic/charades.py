@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vidssl.data.sources.video_io import write_video
-from vidssl.data.synthetic.dataset import _run_parallel, default_workers
+from vidssl.data.synthetic.dataset import default_workers, run_parallel
 from vidssl.data.synthetic.motion import MOTION_CLASSES, draw_components, object_trajectory
 from vidssl.data.synthetic.render import draw_look, draw_object, render_background
 from vidssl.errors import UserError
@@ -172,7 +172,7 @@ def make_synthetic_charades(
     total = params.train_videos + params.test_videos
     existing = sum((root / VIDEO_DIR / f"{video_id(i)}.mp4").is_file() for i in range(total))
     jobs = [(str(root), params, index) for index in range(total)]
-    _run_parallel(_write_video_job, jobs, workers or default_workers())
+    run_parallel(_write_video_job, jobs, workers or default_workers())
     atomic_write_text(root / "Charades_v1_train.csv", _csv_text(params, range(params.train_videos)))
     atomic_write_text(
         root / "Charades_v1_test.csv", _csv_text(params, range(params.train_videos, total))

@@ -131,7 +131,7 @@ def make_synthetic_dataset(
     _remove_stale_temporaries(root)
 
     pending = [plan for plan in plans if not (root / VIDEO_DIR / plan.relative_path).exists()]
-    _run_parallel(_write_video_job, [(str(root), params, plan) for plan in pending], workers)
+    run_parallel(_write_video_job, [(str(root), params, plan) for plan in pending], workers)
     for plan, kind in corrupt_files:
         write_corrupt_video(root / VIDEO_DIR / plan.relative_path, params, plan, kind)
     write_split_files(root / SPLIT_DIR, params, plans + [plan for plan, _ in corrupt_files])
@@ -198,7 +198,7 @@ def _write_video_job(job: tuple[str, SynthParams, VideoPlan]) -> str:
     return plan.relative_path
 
 
-def _run_parallel(function: Callable[[Any], Any], jobs: list[Any], workers: int) -> None:
+def run_parallel(function: Callable[[Any], Any], jobs: list[Any], workers: int) -> None:
     """Runs ``function`` on every job, in ``workers`` spawned processes, with a progress bar."""
     from tqdm import tqdm
 
