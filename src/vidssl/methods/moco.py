@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vidssl.config.schema import Config, MethodConfig
+from vidssl.config.schema import Config, MethodConfig, ModelConfig
 from vidssl.errors import ConfigError
 from vidssl.methods.base import BaseMethod
 from vidssl.methods.losses import contrastive_logits, topk_hit_rate
@@ -210,6 +210,18 @@ class ContrastiveTerms(NamedTuple):
     positives: torch.Tensor  # bool [B, 1+K]
 
 
+def build_projection_encoder(model: ModelConfig) -> ProjectionEncoder:
+    """The query encoder of the contrastive and prototype methods.
+
+    ``model.backbone`` (input channels, width) → pool → projection MLP → L2-normalised
+    ``model.proj_dim`` features.
+    """
+    backbone = build_backbone(
+        model.backbone, in_channels=model.in_channels, width_mult=model.width_mult
+    )
+    return ProjectionEncoder(backbone, model.proj_hidden_dim, model.proj_dim)
+
+
 class MomentumContrastMethod(BaseMethod):
     """A `BaseMethod` with query/key encoders, EMA, a key queue and the shared training step.
 
@@ -231,10 +243,7 @@ class MomentumContrastMethod(BaseMethod):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         m, model = cfg.method, cfg.model
-        backbone = build_backbone(
-            model.backbone, in_channels=model.in_channels, width_mult=model.width_mult
-        )
-        self.encoder_q = ProjectionEncoder(backbone, model.proj_hidden_dim, model.proj_dim)
+        self.encoder_q = build_projection_encoder(model)
         if m.batch_norm == "sync":
             self.encoder_q = nn.SyncBatchNorm.convert_sync_batchnorm(self.encoder_q)
         self.encoder_k = copy.deepcopy(self.encoder_q)

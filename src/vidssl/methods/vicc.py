@@ -43,10 +43,15 @@ from vidssl.config.schema import Config, MethodConfig
 from vidssl.errors import ConfigError
 from vidssl.methods.base import BaseMethod
 from vidssl.methods.frozen_stream import check_frozen_augmentation
-from vidssl.methods.moco import batch_shuffle, batch_unshuffle, concat_all_gather, rank_and_world
+from vidssl.methods.moco import (
+    batch_shuffle,
+    batch_unshuffle,
+    build_projection_encoder,
+    concat_all_gather,
+    rank_and_world,
+)
 from vidssl.methods.prototypes import code_agreement, sinkhorn, swapped_prediction_loss
 from vidssl.methods.registry import register_method
-from vidssl.models import build_backbone
 from vidssl.models.checkpoints.adapters import strip_data_parallel
 from vidssl.models.checkpoints.io import find_state_dict, read_checkpoint
 from vidssl.models.checkpoints.projection import load_projection_encoder, resolve_checkpoint_path
@@ -156,10 +161,7 @@ class ViCC(BaseMethod):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         m, model = cfg.method, cfg.model
-        backbone = build_backbone(
-            model.backbone, in_channels=model.in_channels, width_mult=model.width_mult
-        )
-        self.encoder_q = ProjectionEncoder(backbone, model.proj_hidden_dim, model.proj_dim)
+        self.encoder_q = build_projection_encoder(model)
         self.prototypes = nn.Linear(model.proj_dim, m.num_prototypes, bias=False)
         self.second: ProjectionEncoder | None = None
         if m.cross:
