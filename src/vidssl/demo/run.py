@@ -122,17 +122,14 @@ class Progress:
 
 def _check_settings(out: Path, settings: DemoSettings) -> None:
     path = out / SETTINGS_FILE
-    # the methods may grow between runs (each method's stages live in their own folders)
-    wanted = dataclasses.asdict(settings)
-    for key in ("workers", "methods"):
-        wanted.pop(key)
+    # The methods may grow between runs (each method's stages live in their own folders), and a
+    # setting the folder's file does not name is newer than the run: no stage used it.
+    ignored = ("workers", "methods")
+    wanted = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ignored}
     if path.is_file():
         found = json.loads(path.read_text())
-        for key in ("workers", "methods"):
-            found.pop(key, None)
-        if any(k in found and found[k] != wanted[k] for k in wanted):
-            # a setting the folder's file does not name is newer than the run: no stage used it
-            diff = sorted(k for k in wanted if k in found and found[k] != wanted[k])
+        diff = sorted(k for k, v in wanted.items() if k in found and found[k] != v)
+        if diff:
             raise UserError(
                 f"{out} holds a demo run with other settings ({', '.join(diff)}); "
                 "expected an empty folder or one made with the same --quick/--seed"
@@ -181,33 +178,6 @@ def epochs_for(steps: int, data_root: Path, batch_size: int) -> int:
     lines = train_list.read_text().splitlines() if train_list.is_file() else []
     n_train = sum(1 for line in lines if line.strip()) or batch_size
     return -(-steps // max(1, n_train // batch_size))
-
-
-def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
-    """``coclr/tiny`` overrides for one CoCLR cycle on ``stream``.
-
-    RGB starts from InfoNCE RGB and mines with InfoNCE flow; flow (``reverse``) starts from
-    InfoNCE flow and mines with the CoCLR RGB encoder of the same cycle.
-    """
-    root = out / "data"
-    base = pretrain_overrides(s, root, "rgb", out / f"coclr_{stream}")
-    skip = ("trainer.max_steps", "trainer.epochs", "data.augmentation", "method.mask_siblings")
-    base = [o for o in base if not o.startswith(skip)]
-    if stream == "rgb":
-        pair = [out / "infonce_rgb", out / "infonce_flow"]
-        extra = [f'data.augmentation="{s.rgb_augmentation}"']
-    else:
-        pair = [out / "infonce_flow", out / "coclr_rgb"]
-        extra = [f'data.augmentation="{s.flow_augmentation}"', "method.reverse=true"]
-        extra.append("data.modality=flow")
-    return [
-        *base,
-        *extra,
-        f"data.flow_media={root / 'flow'}",
-        f"method.pretrain=[{pair[0]},{pair[1]}]",
-        f"trainer.epochs={epochs_for(s.coclr_steps, root, s.batch_size)}",
-        f"trainer.max_steps={s.coclr_steps}",
-    ]
 
 
 def _trained(run_dir: Path, steps: int) -> bool:

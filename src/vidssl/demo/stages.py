@@ -61,24 +61,53 @@ def check_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 def _shared(s: DemoSettings, root: Path, stream: str, run_dir: Path, steps: int) -> list[str]:
     """The demo's data/model/trainer overrides without InfoNCE's method and optimiser keys."""
-    from vidssl.demo.run import epochs_for, pretrain_overrides
+    from vidssl.demo.run import pretrain_overrides
 
     drop = ("method.", "optim.", "schedule.", "trainer.epochs", "trainer.max_steps")
-    kept = [o for o in pretrain_overrides(s, root, stream, run_dir) if not o.startswith(drop)]
-    return [
-        *kept,
-        f"trainer.epochs={epochs_for(steps, root, s.batch_size)}",
-        f"trainer.max_steps={steps}",
-    ]
+    return [*_without(pretrain_overrides(s, root, stream, run_dir), *drop), *_steps(s, root, steps)]
+
+
+def _steps(s: DemoSettings, root: Path, steps: int) -> list[str]:
+    """``steps`` optimiser steps, with the epochs that cover them (the schedule's horizon)."""
+    from vidssl.demo.run import epochs_for
+
+    return [f"trainer.epochs={epochs_for(steps, root, s.batch_size)}", f"trainer.max_steps={steps}"]
 
 
 def _without(overrides: list[str], *keys: str) -> list[str]:
     return [o for o in overrides if not o.startswith(keys)]
 
 
-def _coclr(s: DemoSettings, out: Path) -> list[Stage]:
-    from vidssl.demo.run import coclr_overrides
+def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
+    """``coclr/tiny`` overrides for one CoCLR cycle on ``stream``.
 
+    RGB starts from InfoNCE RGB and mines with InfoNCE flow; flow (``reverse``) starts from
+    InfoNCE flow and mines with the CoCLR RGB encoder of the same cycle.
+    """
+    from vidssl.demo.run import pretrain_overrides
+
+    root = out / "data"
+    base = _without(
+        pretrain_overrides(s, root, "rgb", out / f"coclr_{stream}"),
+        "trainer.max_steps", "trainer.epochs", "data.augmentation", "method.mask_siblings",
+    )  # fmt: skip
+    if stream == "rgb":
+        pair = [out / "infonce_rgb", out / "infonce_flow"]
+        extra = [f'data.augmentation="{s.rgb_augmentation}"']
+    else:
+        pair = [out / "infonce_flow", out / "coclr_rgb"]
+        extra = [f'data.augmentation="{s.flow_augmentation}"', "method.reverse=true"]
+        extra.append("data.modality=flow")
+    return [
+        *base,
+        *extra,
+        f"data.flow_media={root / 'flow'}",
+        f"method.pretrain=[{pair[0]},{pair[1]}]",
+        *_steps(s, root, s.coclr_steps),
+    ]
+
+
+def _coclr(s: DemoSettings, out: Path) -> list[Stage]:
     return [
         Stage(
             f"coclr_{stream}",
