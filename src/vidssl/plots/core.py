@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -36,8 +37,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    plt = _pyplot()
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Writes ``fig`` as a PNG atomically, closes it and returns ``path``."""
+    plt = pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -89,7 +91,7 @@ def plot_loss_curves(
         title: Figure title.
         ylabel: Y-axis label.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, (steps, values) in curves.items():
         if len(steps):
@@ -100,7 +102,7 @@ def plot_loss_curves(
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_recall_bars(
@@ -118,7 +120,7 @@ def plot_recall_bars(
         keys: The metrics to show, in order; missing ones are drawn as 0.
         title: Figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(results)
     fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(keys) + 0.4 * len(names)), 3.8))
     width = 0.8 / max(1, len(names))
@@ -133,7 +135,7 @@ def plot_recall_bars(
     ax.grid(axis="y", alpha=0.3)
     if names:
         ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def frame_strip(clip: np.ndarray, n_frames: int = 4) -> np.ndarray:
@@ -177,7 +179,7 @@ def plot_retrieval_grid(
     if n_rows == 0 or len(neighbour_strips) != n_rows or len(hits) != n_rows:
         raise ValueError("need one list of neighbours and hits per query, and at least one query")
     n_cols = 1 + max(len(row) for row in neighbour_strips)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(2.6 * n_cols, 1.0 * n_rows + 0.4), squeeze=False
     )
@@ -202,4 +204,4 @@ def plot_retrieval_grid(
                 spine.set_linewidth(3 if c else 1)
             ax.set_title(caption, fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vidssl.errors import UserError
-from vidssl.plots.core import _pyplot, _save
+from vidssl.plots.core import pyplot, save_figure
 from vidssl.plots.palette import display_name, method_color, sort_methods
 
 __all__ = [
@@ -90,7 +90,7 @@ def recall_panels_figure(
         chance: Fraction of the gallery in the query's class; draws `chance_recall` dashed.
         title: Figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     ks = _k_values(keys)
     streams = list(results)
     fig, axes = plt.subplots(1, len(streams), figsize=(3.3 * len(streams), 3.2), sharey=True)
@@ -128,7 +128,7 @@ def plot_recall_panels(
     results: Mapping[str, Mapping[str, Mapping[str, float]]], path: str | Path, **kwargs: Any
 ) -> Path:
     """Writes `recall_panels_figure` (same arguments) as a PNG."""
-    return _save(recall_panels_figure(results, **kwargs), path)
+    return save_figure(recall_panels_figure(results, **kwargs), path)
 
 
 def linear_panels_figure(
@@ -144,7 +144,7 @@ def linear_panels_figure(
         chance: Chance accuracy (1 / classes), drawn dashed.
         title: Figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     streams = list(results)
     fig, axes = plt.subplots(1, len(streams), figsize=(3.0 * len(streams), 2.8), sharey=True)
     axes = np.atleast_1d(axes)
@@ -183,7 +183,7 @@ def plot_linear_panels(
     results: Mapping[str, Mapping[str, float]], path: str | Path, **kwargs: Any
 ) -> Path:
     """Writes `linear_panels_figure` (same arguments) as a PNG."""
-    return _save(linear_panels_figure(results, **kwargs), path)
+    return save_figure(linear_panels_figure(results, **kwargs), path)
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -279,7 +279,7 @@ def stage_curves_figure(
     """
     if not stages:
         raise ValueError("need at least one stage to plot")
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(len(stages), 2)
     rows = -(-len(stages) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 2.8 * rows), squeeze=False)
@@ -314,7 +314,7 @@ def stage_curves_figure(
 
 def plot_stage_curves(stages: Sequence[StageCurve], path: str | Path, **kwargs: Any) -> Path:
     """Writes `stage_curves_figure` (same arguments) as a PNG."""
-    return _save(stage_curves_figure(stages, **kwargs), path)
+    return save_figure(stage_curves_figure(stages, **kwargs), path)
 
 
 @dataclass
@@ -354,7 +354,7 @@ def diagnostics_figure(
     """
     if not panels:
         raise ValueError("need at least one diagnostic to plot")
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.0), squeeze=False)
     styles = ("-", "--", "-.", (0, (5, 1)))
     for ax, panel in zip(axes[0], panels):
@@ -377,4 +377,4 @@ def diagnostics_figure(
 
 def plot_diagnostics(panels: Sequence[DiagnosticPanel], path: str | Path, **kwargs: Any) -> Path:
     """Writes `diagnostics_figure` (same arguments) as a PNG."""
-    return _save(diagnostics_figure(panels, **kwargs), path)
+    return save_figure(diagnostics_figure(panels, **kwargs), path)
