@@ -50,7 +50,7 @@ def test_every_implemented_command_is_registered():
     assert _commands(cli.build_parser()) == {
         "data synth", "data frames", "data flow", "data lmdb", "data check", "data charades",
         "pretrain", "eval retrieval", "eval linear", "eval finetune", "downstream charades",
-        "downstream ava", "bench decode",
+        "downstream ava", "bench decode", "bench reliability",
         "convert", "demo", "bench loader", "bench backbone", "bench train", "bench flow",
     }  # fmt: skip
 

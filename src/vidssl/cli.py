@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "flow": ("bench_flow", "optical-flow extraction throughput"),
         "decode": ("bench_decode", "video clip read time and exactness: vidssl, decord, PyAV"),
         "retrieval": ("bench_retrieval", "chunked retrieval throughput and memory"),
+        "reliability": ("bench_reliability", "fault injection: corrupt data, kills, signals"),
     },
 }
 
