@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from vidssl.data.dataset_builder import stream_augmentation, trained_augmentation
 from vidssl.demo.run import DEFAULT, QUICK, _check_settings, demo_settings
 from vidssl.demo.stages import check_methods, method_stages
 from vidssl.errors import UserError
@@ -42,12 +43,33 @@ def test_vicc_cross_stages_start_from_the_single_stream_runs(tmp_path):
         f"[{tmp_path / 'vicc_single_flow'},{tmp_path / 'vicc_cross_rgb'}]"
     )
     assert _value(cross_flow, "data.modality") == "flow"
-    assert _value(cross_flow, "data.augmentation") == f'"{DEFAULT.flow_augmentation}"'
     for stage in stages:
         assert stage.steps == DEFAULT.vicc_steps
         assert _value(stage.overrides, "trainer.max_steps") == str(DEFAULT.vicc_steps)
         assert _value(stage.overrides, "method.queue_size") == str(DEFAULT.queue_size)
         assert _value(stage.overrides, "optim.lr") is None  # ViCC keeps its LARC settings
+
+
+def test_every_stream_of_two_stream_stages_gets_the_policy_its_encoder_was_trained_with(tmp_path):
+    # Issue 20: a frozen flow encoder fed colour-jittered flow mined at chance. In every stage the
+    # RGB stream gets the RGB training policy ("base") and flow gets the flow one ("null"), so
+    # both the frozen stream and the trained one see what they were (or are) trained on.
+    (tmp_path / "data" / "ucfTrainTestlist").mkdir(parents=True)
+    assert (DEFAULT.rgb_augmentation, DEFAULT.flow_augmentation) == ("base", "null")
+    two_stream = []
+    for stage in method_stages(DEFAULT, tmp_path):
+        if stage.key == "pcl_rgb":
+            continue  # PCL augments its tuples itself (strong/weak policies, not data.augmentation)
+        data = load_config(stage.preset, list(stage.overrides)).data
+        keys = {"augmentation": data.augmentation, "flow_augmentation": data.flow_augmentation,
+                "flow_media": data.flow_media}  # fmt: skip
+        if data.flow_media:
+            two_stream.append(stage.key)
+            assert stream_augmentation("rgb", **keys) == "base", stage.key
+            assert stream_augmentation("flow", **keys) == "null", stage.key
+        expected = "null" if data.modality == "flow" else "base"
+        assert trained_augmentation(modality=data.modality, **keys) == expected, stage.key
+    assert two_stream == ["coclr_rgb", "coclr_flow", "vicc_cross_rgb", "vicc_cross_flow"]
 
 
 def test_stage_overrides_make_valid_configs(tmp_path):

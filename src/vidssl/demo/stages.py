@@ -93,17 +93,25 @@ def coclr_overrides(s: DemoSettings, out: Path, stream: str) -> list[str]:
     )  # fmt: skip
     if stream == "rgb":
         pair = [out / "infonce_rgb", out / "infonce_flow"]
-        extra = [f'data.augmentation="{s.rgb_augmentation}"']
+        extra = []
     else:
         pair = [out / "infonce_flow", out / "coclr_rgb"]
-        extra = [f'data.augmentation="{s.flow_augmentation}"', "method.reverse=true"]
-        extra.append("data.modality=flow")
+        extra = ["method.reverse=true", "data.modality=flow"]
     return [
         *base,
+        *_stream_augmentations(s),
         *extra,
         f"data.flow_media={root / 'flow'}",
         f"method.pretrain=[{pair[0]},{pair[1]}]",
         *_steps(s, root, s.coclr_steps),
+    ]
+
+
+def _stream_augmentations(s: DemoSettings) -> list[str]:
+    """Each stream of two-stream data gets the policy its frozen encoder was trained with."""
+    return [
+        f'data.augmentation="{s.rgb_augmentation}"',
+        f'data.flow_augmentation="{s.flow_augmentation}"',
     ]
 
 
@@ -146,8 +154,9 @@ def _vicc(s: DemoSettings, out: Path) -> list[Stage]:
             "ViCC rgb (cross)",
             "vicc/tiny_cross",
             (
-                *_shared(s, root, "rgb", cross_rgb, steps),
+                *_without(_shared(s, root, "rgb", cross_rgb, steps), "data.augmentation"),
                 *two_stream,
+                *_stream_augmentations(s),
                 queue,
                 f"method.pretrain=[{single_rgb},{single_flow}]",
             ),
@@ -160,7 +169,7 @@ def _vicc(s: DemoSettings, out: Path) -> list[Stage]:
             (
                 *_without(_shared(s, root, "rgb", cross_flow, steps), "data.augmentation"),
                 *two_stream,
-                f'data.augmentation="{s.flow_augmentation}"',
+                *_stream_augmentations(s),
                 "data.modality=flow",
                 queue,
                 f"method.pretrain=[{single_flow},{cross_rgb}]",
