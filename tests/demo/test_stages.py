@@ -95,3 +95,32 @@ def test_settings_check_ignores_methods_and_settings_newer_than_the_run(tmp_path
     _check_settings(tmp_path, dataclasses.replace(QUICK, methods=("infonce", "vicc")))
     with pytest.raises(UserError, match=r"other settings \(infonce_steps\)"):
         _check_settings(tmp_path, dataclasses.replace(QUICK, infonce_steps=5))
+
+
+def test_vcp_is_asked_for_and_trains_the_cloze_pretext_alone_on_its_own_residual(tmp_path):
+    (tmp_path / "data" / "ucfTrainTestlist").mkdir(parents=True)
+    assert "vcp" not in demo_settings().methods  # not in the default 15-minute set
+    settings = demo_settings(methods=("vcp",))
+    (stage,) = method_stages(settings, tmp_path)
+    assert (stage.key, stage.preset, stage.steps) == ("vcp_rgb", "vcp/tiny", DEFAULT.vcp_steps)
+    cfg = load_config(stage.preset, list(stage.overrides))
+    assert cfg.method.name == "vcp" and cfg.method.residual == "vcp"
+    assert cfg.data.residual == "none"  # the method takes the residual after the cloze op
+
+
+def test_raw_rgb_input_removes_the_residual_from_every_rgb_stage(tmp_path):
+    from vidssl.demo.run import pretrain_overrides
+
+    (tmp_path / "data" / "ucfTrainTestlist").mkdir(parents=True)
+    raw = demo_settings(methods=("pcl", "vcp"), rgb_input="raw")
+    residual = demo_settings(methods=("pcl", "vcp"))
+    assert (raw.rgb_residual, residual.rgb_residual) == ("none", "pcl")
+    infonce = pretrain_overrides(raw, tmp_path / "data", "rgb", tmp_path / "infonce_rgb")
+    assert _value(infonce, "data.residual") == "none"
+    for settings, expected in ((raw, {"none"}), (residual, {"pcl", "vcp"})):
+        found = set()
+        for stage in method_stages(settings, tmp_path):
+            found.add(load_config(stage.preset, list(stage.overrides)).method.residual)
+        assert found == expected
+    with pytest.raises(UserError, match="--rgb-input flow: expected one of residual, raw"):
+        demo_settings(rgb_input="flow")

@@ -68,6 +68,7 @@ class DemoSettings:
     coclr_steps: int = 100
     vicc_steps: int = 100
     pcl_steps: int = 100
+    vcp_steps: int = 100
     #: Methods to run after InfoNCE (`vidssl.demo.stages.METHODS`); InfoNCE always runs.
     methods: tuple[str, ...] = ("infonce", "coclr", "vicc", "pcl")
     eval_clips: int = 4
@@ -80,18 +81,37 @@ class DemoSettings:
 # --quick runs the subset that fits in 3 minutes on 2 cores; ViCC and PCL are asked for with
 # --methods (or run by the default demo).
 QUICK = DemoSettings(infonce_steps=300, coclr_steps=150, methods=("infonce", "coclr"))
-DEFAULT = DemoSettings(infonce_steps=1000, coclr_steps=400, vicc_steps=200, pcl_steps=300)
+DEFAULT = DemoSettings(
+    infonce_steps=1000, coclr_steps=400, vicc_steps=200, pcl_steps=300, vcp_steps=300
+)
+
+
+#: ``--rgb-input`` → the RGB stream's residual mode.
+RGB_INPUTS = {"residual": "pcl", "raw": "none"}
 
 
 def demo_settings(
-    *, quick: bool = False, seed: int = 0, workers: int = 2, methods: tuple[str, ...] | None = None
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    workers: int = 2,
+    methods: tuple[str, ...] | None = None,
+    rgb_input: str = "residual",
 ) -> DemoSettings:
-    """The quick or default settings with ``seed``, ``workers`` and (if given) ``methods``."""
+    """The quick or default settings with ``seed``, ``workers``, ``rgb_input`` and ``methods``.
+
+    Raises:
+        UserError: an unknown method or RGB input.
+    """
     from vidssl.demo.stages import check_methods
 
+    if rgb_input not in RGB_INPUTS:
+        raise UserError(f"--rgb-input {rgb_input}: expected one of {', '.join(RGB_INPUTS)}")
     base = QUICK if quick else DEFAULT
     chosen = check_methods(tuple(methods) if methods is not None else base.methods)
-    return dataclasses.replace(base, seed=seed, workers=workers, methods=chosen)
+    return dataclasses.replace(
+        base, seed=seed, workers=workers, methods=chosen, rgb_residual=RGB_INPUTS[rgb_input]
+    )
 
 
 class Progress:
@@ -256,6 +276,7 @@ INIT_DIRS = {
     "coclr": "coclr",
     "vicc": "vicc_cross",
     "pcl": "pcl",
+    "vcp": "vcp",
 }
 
 
@@ -344,7 +365,7 @@ def run_demo(out: str | Path, settings: DemoSettings) -> dict[str, Any]:
         progress.stage(stage.key, f"{stage.label}: {stage.steps} steps -> {run_dir}")
         _pretrain(stage.preset, list(stage.overrides), run_dir, stage.steps)
         runs[stage.label] = run_dir
-    inits += [init for init in ("coclr", "vicc", "pcl") if init in s.methods]
+    inits += [init for init in ("coclr", "vicc", "pcl", "vcp") if init in s.methods]
     progress.stage("eval", f"evaluating {', '.join(inits)} on rgb, flow and rgb+flow")
     evaluation = _evaluate(s, out, inits)
     progress.stage("report", "writing plots and summary.json")

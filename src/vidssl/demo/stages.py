@@ -10,6 +10,11 @@ and keeps each method's own optimiser and loss settings from its ``tiny`` preset
   encoders.
 - PCL: PCL(VCP) on the RGB stream (residual clips, as the method defines them); init ``pcl``,
   RGB only (no flow encoder, so no flow or rgb+flow rows).
+- VCP: the cloze pretext alone (VCP's weak augmentation and residual), RGB only; init ``vcp``.
+  Not in the default set (asked for with ``--methods``).
+
+With ``--rgb-input raw`` (``rgb_residual="none"``) every RGB stage, PCL and VCP included, is
+trained and evaluated on raw frames instead of residual clips.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ __all__ = ["METHODS", "RGB_ONLY", "Stage", "check_methods", "method_stages"]
 
 #: Methods the demo can run, in run order; ``infonce`` is always run (the others start from it
 #: or are compared with it).
-METHODS = ("infonce", "coclr", "vicc", "pcl")
+METHODS = ("infonce", "coclr", "vicc", "pcl", "vcp")
 #: Inits evaluated on the RGB stream only.
-RGB_ONLY = frozenset({"pcl"})
+RGB_ONLY = frozenset({"pcl", "vcp"})
 
 
 @dataclass(frozen=True)
@@ -179,19 +184,29 @@ def _vicc(s: DemoSettings, out: Path) -> list[Stage]:
     ]
 
 
-def _pcl(s: DemoSettings, out: Path) -> list[Stage]:
-    root, run_dir = out / "data", out / "pcl_rgb"
-    # PCL makes its own residual clips after the cloze operation and has its own augmentation;
-    # the demo trains it without the validation pass (and so without plateau scheduling).
-    shared = _without(
-        _shared(s, root, "rgb", run_dir, s.pcl_steps), "data.residual", "data.augmentation"
-    )
+def _cloze(method: str, steps: int, s: DemoSettings, out: Path) -> list[Stage]:
+    """PCL or VCP on the RGB stream (its own tuples, augmentation and residual)."""
+    root, run_dir = out / "data", out / f"{method}_rgb"
+    # PCL/VCP make their own residual clips after the cloze operation and have their own
+    # augmentation; the demo trains them without the validation pass (so no plateau schedule).
+    shared = _without(_shared(s, root, "rgb", run_dir, steps), "data.residual", "data.augmentation")
     extra = ['method.val_split=""', 'schedule.plateau_monitor=""']
-    return [Stage("pcl_rgb", "PCL rgb", "pcl/tiny", (*shared, *extra), s.pcl_steps)]
+    if s.rgb_residual == "none":  # the raw-RGB comparison: no residual anywhere
+        extra.append("method.residual=none")
+    label = f"{method.upper()} rgb"
+    return [Stage(f"{method}_rgb", label, f"{method}/tiny", (*shared, *extra), steps)]
+
+
+def _pcl(s: DemoSettings, out: Path) -> list[Stage]:
+    return _cloze("pcl", s.pcl_steps, s, out)
+
+
+def _vcp(s: DemoSettings, out: Path) -> list[Stage]:
+    return _cloze("vcp", s.vcp_steps, s, out)
 
 
 def method_stages(s: DemoSettings, out: Path) -> list[Stage]:
     """The stages of every method in ``s.methods`` after InfoNCE, in run order."""
-    builders = {"coclr": _coclr, "vicc": _vicc, "pcl": _pcl}
+    builders = {"coclr": _coclr, "vicc": _vicc, "pcl": _pcl, "vcp": _vcp}
     methods = [m for m in check_methods(s.methods) if m in builders]
     return [stage for method in methods for stage in builders[method](s, out)]
